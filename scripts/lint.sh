@@ -14,3 +14,5 @@ echo "== ansible-lint (production)"
 "$VENV_BIN/ansible-lint" --offline --profile production -q
 echo "== ansible-doc"
 "$VENV_BIN/python" scripts/check_docs.py
+echo "== ansible-test sanity validate-modules (offline)"
+scripts/validate_modules.sh
