@@ -10,6 +10,8 @@ echo "== yamllint"
 "$VENV_BIN/yamllint" -s .
 echo "== ruff"
 "$VENV_BIN/ruff" check --quiet .
+echo "== antsibull-changelog lint"
+"$VENV_BIN/antsibull-changelog" lint
 echo "== ansible-lint (production)"
 "$VENV_BIN/ansible-lint" --offline --profile production -q
 echo "== ansible-doc"
