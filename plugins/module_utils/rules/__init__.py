@@ -1,0 +1,70 @@
+"""Registry of rule kinds: parse any rule line, or build the rule an event needs.
+
+Kinds live one per module (``rules/<kind>.py``). The registry imports them by full collection path
+and tolerates a kind module that is not present yet (engine halves are written in parallel), so a
+missing optional kind never breaks parsing of the others.
+"""
+import importlib
+from typing import Any, Dict, List, Optional, Type
+
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import Rule, RuleParseError
+
+_PKG = "ansible_collections.armada.apparmor.plugins.module_utils.rules."
+
+# (module, class) in the order kinds are tried. Include lines come first (``include <x>`` must not be
+# read as a file rule), file rules last because their can_parse is the most permissive.
+_KIND_MODULES = [
+    ("include", "IncludeRule"),
+    ("capability", "CapabilityRule"),
+    ("network", "NetworkRule"),
+    ("unix", "UnixRule"),
+    ("signal", "SignalRule"),
+    ("ptrace", "PtraceRule"),
+    ("dbus", "DbusRule"),
+    ("mount", "MountRule"),
+    ("mount", "UmountRule"),
+    ("mount", "RemountRule"),
+    ("pivot_root", "PivotRootRule"),
+    ("change_profile", "ChangeProfileRule"),
+    ("userns", "UsernsRule"),
+    ("io_uring", "IoUringRule"),
+    ("mqueue", "MqueueRule"),
+    ("file", "ExecRule"),
+    ("file", "FileRule"),
+]
+
+
+def _load() -> List[Type[Rule]]:
+    classes = []  # type: List[Type[Rule]]
+    for module, name in _KIND_MODULES:
+        try:
+            mod = importlib.import_module(_PKG + module)
+        except ImportError:
+            continue
+        cls = getattr(mod, name, None)
+        if cls is not None and cls not in classes:
+            classes.append(cls)
+    return classes
+
+
+RULE_CLASSES = _load()  # type: List[Type[Rule]]
+
+
+def parse_rule(text: str) -> Rule:
+    """Parse one rule line with the first kind whose can_parse accepts it; RuleParseError otherwise."""
+    for cls in RULE_CLASSES:
+        if cls.can_parse(text):
+            return cls.parse(text)
+    raise RuleParseError("not a rule this engine knows: %r" % (text,))
+
+
+def rule_from_event(event: Dict[str, Any]) -> Optional[Rule]:
+    """The rule an event needs (first kind that claims it), or None for events no rule expresses."""
+    for cls in RULE_CLASSES:
+        rule = cls.from_event(event)
+        if rule is not None:
+            return rule
+    return None
+
+
+__all__ = ["RULE_CLASSES", "Rule", "RuleParseError", "parse_rule", "rule_from_event"]
