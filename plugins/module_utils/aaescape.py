@@ -22,7 +22,7 @@ Two representations are used across the engine:
 ``quote_path`` renders a name, ``quote_pattern`` renders a pattern, ``unquote`` reads a token back
 into a pattern, ``pattern_literal`` returns the name a glob-free pattern stands for.
 """
-from typing import List, Optional
+from typing import List, Optional  # noqa: F401  (List is used in type comments)
 
 # Characters that are special to the AppArmor glob layer (outside and inside alternations).
 GLOB_SPECIAL = frozenset("*?[]{}\\")
