@@ -1,0 +1,838 @@
+"""Answers: reviewed decisions about AppArmor events, and the engine that turns events into rules.
+
+aa-logprof asks a question per event and forgets the reply. Here the replies are data kept in
+inventory (docs/answers.md), so the same decision applies on every host and every run, and a review
+is a diff. This module:
+
+- validates an answers list (:func:`validate_answers`), reporting every problem with the offending
+  answer, so a typo never silently turns into "pending forever" or, worse, "allow";
+- matches events against answers with documented precedence (:func:`decide`);
+- folds the events of many hosts (:func:`merge_events`);
+- turns events + answers into rules per profile (:func:`to_rules`), with k-of-n host consensus.
+
+The filters in plugins/filter/ are thin adapters over these functions. Standard library only: the
+same code runs on managed hosts (Python 3.8+).
+"""
+import json
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
+from ansible_collections.armada.apparmor.plugins.module_utils import events as events_model
+from ansible_collections.armada.apparmor.plugins.module_utils import rules as rules_registry
+
+# ---------------------------------------------------------------------------------------------
+# Schema
+# ---------------------------------------------------------------------------------------------
+
+ANSWER_VALUES = ("allow", "deny", "ignore", "pending")
+DEFAULT_VALUES = ("pending", "allow")
+EXEC_MODES = ("ix", "px", "Px", "cx", "Cx", "ux", "Ux", "pix", "Pix", "cix", "Cix")
+# Modes that may carry a named target (``px -> name``): the ones that transition to a profile.
+EXEC_MODES_WITH_TARGET = ("px", "Px", "cx", "Cx", "pix", "Pix", "cix", "Cix")
+
+# Keys that decide something. Everything else a user writes is a typo and is rejected.
+DECISION_KEYS = ("profile", "match", "answer", "glob", "owner", "audit", "exec_mode", "exec_target",
+                 "include", "comment")
+# Informational keys written by pending_answers; accepted (and ignored) so that a reviewed pending
+# block pastes back into inventory unchanged.
+INFO_KEYS = ("suggestions", "hosts", "counts", "count", "id", "reason", "first_seen", "last_seen")
+ANSWER_KEYS = DECISION_KEYS + INFO_KEYS
+
+EVENT_KINDS = ("file", "exec", "capability", "network", "unix", "signal", "ptrace", "dbus", "mount",
+               "umount", "remount", "pivot_root", "change_profile", "change_hat", "userns", "io_uring",
+               "mqueue", "status", "other")
+# Event fields (docs/events.md) an answer may match on. ``host`` matches every host that saw the event.
+MATCH_FIELDS = ("kind", "profile", "path", "target", "mask", "owner", "fsuid", "ouid", "info", "error",
+                "class", "execpath", "capability", "capname", "family", "sock_type", "protocol",
+                "laddr", "lport", "faddr", "fport", "addr", "peer_addr", "peer", "peer_pid", "signal",
+                "bus", "dbus_path", "interface", "member", "dbus_name", "fstype", "flags", "srcname",
+                "namespace", "attribute", "name", "operations", "modes", "comms", "host", "id", "child",
+                "parent")
+# Kinds whose main object is a path, so an answer's glob (the path to write) applies to them.
+PATH_KINDS = ("file", "exec")
+# Default consensus when the caller does not say otherwise.
+DEFAULT_MIN_HOSTS = 1
+UNKNOWN_HOST = "unknown"
+
+
+class AnswersError(ValueError):
+    """Invalid answers. ``problems`` lists ``{"index", "answer", "message"}``, one per problem."""
+
+    def __init__(self, problems: List[Dict[str, Any]]) -> None:
+        self.problems = problems
+        lines = ["%d invalid answer(s):" % len(problems)]
+        for p in problems:
+            lines.append("- answer #%s %s: %s" % (p.get("index"), _short(p.get("answer")), p.get("message")))
+        super().__init__("\n".join(lines))
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    """Compact one-line JSON of an answer for error messages (long values cut, never multi-line)."""
+    try:
+        text = json.dumps(value, sort_keys=True, ensure_ascii=True, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _problem(index: int, answer: Any, message: str) -> Dict[str, Any]:
+    return {"index": index, "answer": answer, "message": message}
+
+
+def parse_exec_mode(value: Any) -> Tuple[Optional[str], Optional[str]]:
+    """Split ``"Px"`` or ``"Px -> target"`` into (mode, target). Raises ValueError when unknown.
+
+    The arrow form is accepted because that is how the mode reads in a profile; ``exec_target`` is
+    the structured alternative.
+    """
+    if value is None:
+        return None, None
+    if not isinstance(value, str):
+        raise ValueError("exec_mode must be a string, got %s" % type(value).__name__)
+    text = value.strip()
+    target = None
+    if "->" in text:
+        text, target = (part.strip() for part in text.split("->", 1))
+        if not target:
+            raise ValueError("exec_mode %r has an empty target after '->'" % value)
+    if text not in EXEC_MODES:
+        raise ValueError("exec_mode %r is not one of %s" % (value, ", ".join(EXEC_MODES)))
+    return text, target
+
+
+def _is_glob(text: str) -> bool:
+    """True when ``text`` holds AppArmor glob or variable syntax (so it is a pattern, not a name)."""
+    return any(c in text for c in "*?[{") or "@{" in text
+
+
+def validate_answer(index: int, answer: Any) -> List[Dict[str, Any]]:
+    """Every problem of one answer (empty list when it is valid). Never raises.
+
+    Checks: mapping, unknown keys, required keys, value types, answer value, match keys and kinds,
+    exec_mode known and allowed for the matched kind, named targets only on transition modes, a
+    glob only for path kinds and covering the match pattern, include only with allow.
+    """
+    problems = []  # type: List[Dict[str, Any]]
+
+    def bad(msg: str) -> None:
+        problems.append(_problem(index, answer, msg))
+
+    if not isinstance(answer, dict):
+        bad("an answer must be a mapping, got %s" % type(answer).__name__)
+        return problems
+    unknown = sorted(str(k) for k in answer if k not in ANSWER_KEYS)
+    if unknown:
+        bad("unknown key(s) %s; allowed: %s" % (", ".join(unknown), ", ".join(ANSWER_KEYS)))
+    for key in ("profile", "match", "answer"):
+        if key not in answer:
+            bad("missing required key %r" % key)
+    profile = answer.get("profile")
+    if "profile" in answer and (not isinstance(profile, str) or not profile):
+        bad("profile must be a non-empty string (a profile name or an AppArmor glob over names)")
+    value = answer.get("answer")
+    if "answer" in answer and value not in ANSWER_VALUES:
+        bad("answer %r is not one of %s" % (value, ", ".join(ANSWER_VALUES)))
+    match = answer.get("match")
+    kind = None
+    if "match" in answer:
+        if not isinstance(match, dict):
+            bad("match must be a mapping of event fields, got %s" % type(match).__name__)
+            match = {}
+        for key in sorted(str(k) for k in match if k not in MATCH_FIELDS):
+            bad("unknown match key %r (event fields: see docs/events.md)" % key)
+        kind = match.get("kind")
+        if kind is not None:
+            kinds = kind if isinstance(kind, list) else [kind]
+            for k in kinds:
+                if k not in EVENT_KINDS:
+                    bad("match kind %r is not an event kind (%s)" % (k, ", ".join(EVENT_KINDS)))
+        for key, pattern in match.items():
+            if key in ("mask",):
+                if not isinstance(pattern, str):
+                    bad("match mask must be a string of permissions (e.g. 'rw' or 'send receive')")
+            elif isinstance(pattern, list):
+                if not pattern or not all(isinstance(p, (str, int, bool)) for p in pattern):
+                    bad("match %s: a list must hold strings/numbers (any of them matches)" % key)
+            elif pattern is not None and not isinstance(pattern, (str, int, bool)):
+                bad("match %s: value must be a string (globs allowed), number, boolean or list" % key)
+    kinds = [] if kind is None else (kind if isinstance(kind, list) else [kind])
+    for key in ("owner", "audit"):
+        if key in answer and not isinstance(answer[key], bool):
+            bad("%s must be true or false" % key)
+    if "owner" in answer and kinds and not set(kinds) <= set(PATH_KINDS):
+        bad("owner applies to file and exec rules only, not to kind %s" % ", ".join(map(str, kinds)))
+    # exec_mode
+    mode = target = None
+    if "exec_mode" in answer:
+        try:
+            mode, target = parse_exec_mode(answer["exec_mode"])
+        except ValueError as exc:
+            bad(str(exc))
+        if kinds and "exec" not in kinds:
+            bad("exec_mode is only allowed for exec events (match kind exec), not for kind %s"
+                % ", ".join(map(str, kinds)))
+        if value in ("deny", "ignore"):
+            bad("exec_mode makes no sense with answer %s (a deny rule forbids the exec outright)" % value)
+    if "exec_target" in answer:
+        if not isinstance(answer["exec_target"], str) or not answer["exec_target"].strip():
+            bad("exec_target must be a non-empty profile name")
+        elif target is not None and target != answer["exec_target"]:
+            bad("exec_target %r contradicts the target in exec_mode (%r)" % (answer["exec_target"], target))
+        target = answer["exec_target"] if isinstance(answer["exec_target"], str) else target
+        if "exec_mode" not in answer:
+            bad("exec_target needs an exec_mode (one of %s)" % ", ".join(EXEC_MODES_WITH_TARGET))
+    if mode is not None and target is not None and mode not in EXEC_MODES_WITH_TARGET:
+        bad("exec mode %s cannot have a named target (only %s can)" % (mode, ", ".join(EXEC_MODES_WITH_TARGET)))
+    if value == "allow" and "exec" in kinds and len(kinds) == 1 and "exec_mode" not in answer \
+            and "include" not in answer:
+        bad("allowing an exec needs exec_mode (one of %s): how the program runs is the decision"
+            % ", ".join(EXEC_MODES))
+    # glob
+    if "glob" in answer:
+        glob = answer["glob"]
+        if not isinstance(glob, str) or not glob:
+            bad("glob must be a non-empty path pattern")
+        else:
+            if kinds and not set(kinds) <= set(PATH_KINDS):
+                bad("glob (the path to write) applies to file and exec events only")
+            if value in ("ignore", "pending"):
+                bad("glob makes no sense with answer %s (nothing is written)" % value)
+            if not glob.startswith("/") and not glob.startswith("@{"):
+                bad("glob %r must be an absolute path pattern" % glob)
+            mpath = match.get("path") if isinstance(match, dict) else None
+            if isinstance(mpath, str) and mpath:
+                try:
+                    if not aaglob.glob_covers(glob, mpath):
+                        bad("glob %r does not cover the match path %r: it would not allow the events it answers"
+                            % (glob, mpath))
+                except Exception as exc:  # an unreadable pattern is a user error, not a crash
+                    bad("glob %r or match path %r is not a valid AppArmor pattern: %s" % (glob, mpath, exc))
+    # include
+    if "include" in answer:
+        inc = answer["include"]
+        if not isinstance(inc, str) or not inc.strip():
+            bad("include must be an abstraction path such as abstractions/ssl_certs")
+        else:
+            inc = inc.strip()
+            if inc.startswith("<") or inc.startswith("/") or ".." in inc.split("/") or "\n" in inc or "," in inc:
+                bad("include %r must be a relative path under the profile directory, like abstractions/ssl_certs"
+                    % inc)
+        if value != "allow":
+            bad("include is only meaningful with answer allow")
+        if "glob" in answer or "exec_mode" in answer:
+            bad("include replaces the rule: it cannot be combined with glob or exec_mode")
+    return problems
+
+
+class Answer:
+    """One validated answer, with what precedence needs precomputed."""
+
+    __slots__ = ("index", "raw", "profile", "match", "answer", "glob", "owner", "audit", "exec_mode",
+                 "exec_target", "include", "specificity")
+
+    def __init__(self, index: int, raw: Dict[str, Any]) -> None:
+        self.index = index
+        self.raw = raw
+        self.profile = raw["profile"]  # type: str
+        self.match = dict(raw["match"])  # type: Dict[str, Any]
+        self.answer = raw["answer"]  # type: str
+        self.glob = raw.get("glob")  # type: Optional[str]
+        self.owner = raw.get("owner")  # type: Optional[bool]
+        self.audit = bool(raw.get("audit", False))
+        mode, target = parse_exec_mode(raw.get("exec_mode"))
+        self.exec_mode = mode  # type: Optional[str]
+        self.exec_target = raw.get("exec_target") or target  # type: Optional[str]
+        inc = raw.get("include")
+        self.include = inc.strip() if isinstance(inc, str) else None  # type: Optional[str]
+        self.specificity = _specificity(self.profile, self.match)
+
+    def ref(self) -> Dict[str, Any]:
+        """How results point back to this answer: its position and its deciding keys."""
+        return {"index": self.index, "profile": self.profile, "match": self.match, "answer": self.answer}
+
+
+def _literal_len(value: Any) -> int:
+    """Characters before the first glob character: longer literal prefix = more specific pattern."""
+    if not isinstance(value, str):
+        return 0
+    for i, c in enumerate(value):
+        if c in "*?[{" or value.startswith("@{", i):
+            return i
+    return len(value) + 1  # a fully literal value beats any pattern with the same prefix
+
+
+def _specificity(profile: str, match: Dict[str, Any]) -> Tuple[int, int, int]:
+    """Precedence key (higher wins): exact profile, number of match keys, literal length of patterns."""
+    exact = 0 if (_is_glob(profile) or profile in ("*", "**")) else 1
+    keys = len([k for k in match if k != "kind"]) + (1 if "kind" in match else 0)
+    literal = sum(_literal_len(v) for k, v in match.items() if k != "kind")
+    return exact, keys, literal
+
+
+def validate_answers(answers: Any) -> List[Answer]:
+    """Validate the combined answers list; return Answer objects or raise AnswersError with all problems.
+
+    ``None`` and ``[]`` mean "no answers". A list of lists (one per inventory variable) is flattened,
+    since the roles collect every ``apparmor_answers*`` variable.
+    """
+    if answers is None:
+        return []
+    if isinstance(answers, dict):
+        raise AnswersError([_problem(0, answers, "answers must be a list of answers, got a mapping")])
+    if not isinstance(answers, (list, tuple)):
+        raise AnswersError([_problem(0, answers, "answers must be a list, got %s" % type(answers).__name__)])
+    flat = []  # type: List[Any]
+    for item in answers:
+        if isinstance(item, (list, tuple)):
+            flat.extend(item)
+        else:
+            flat.append(item)
+    problems = []  # type: List[Dict[str, Any]]
+    for i, raw in enumerate(flat):
+        problems.extend(validate_answer(i, raw))
+    if problems:
+        raise AnswersError(problems)
+    return [Answer(i, raw) for i, raw in enumerate(flat)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Matching and precedence
+# ---------------------------------------------------------------------------------------------
+
+def event_hosts(event: Dict[str, Any]) -> Dict[str, int]:
+    """{host: count} of an event: ``hosts`` after merge_events, else its single ``host``."""
+    hosts = event.get("hosts")
+    if isinstance(hosts, dict) and hosts:
+        return dict((str(h), int(c)) for h, c in hosts.items())
+    if isinstance(hosts, list) and hosts:
+        return dict((str(h), 1) for h in hosts)
+    return {str(event.get("host") or UNKNOWN_HOST): int(event.get("count") or 1)}
+
+
+def _mask_words(kind: str, text: str) -> List[str]:
+    """Permissions as a set-able list: file masks are letters, others space/comma separated words."""
+    text = text or ""
+    if kind in PATH_KINDS:
+        return [c for c in text if not c.isspace()]
+    return [w for w in text.replace(",", " ").replace("(", " ").replace(")", " ").split() if w]
+
+
+def _match_value(pattern: Any, value: Any, variables: Optional[Dict[str, List[str]]]) -> bool:
+    """One field: strings are AppArmor globs (``*`` stops at ``/``), others compare equal; lists = any."""
+    if isinstance(pattern, list):
+        return any(_match_value(p, value, variables) for p in pattern)
+    if value is None:
+        return False
+    if isinstance(value, list):  # event list fields (operations, comms, modes): any element matches
+        return any(_match_value(pattern, v, variables) for v in value)
+    if isinstance(pattern, bool) or isinstance(value, bool):
+        return pattern is value or pattern == value
+    if isinstance(pattern, int) and not isinstance(value, str):
+        return pattern == value
+    if isinstance(pattern, int):
+        return str(pattern) == value
+    if not isinstance(pattern, str):
+        return False
+    text = value if isinstance(value, str) else str(value)
+    if pattern == text:
+        return True
+    if not _is_glob(pattern):
+        return False
+    return aaglob.matches(pattern, text, variables=variables)
+
+
+def profile_matches(pattern: str, label: str, variables: Optional[Dict[str, List[str]]] = None) -> bool:
+    """Answer ``profile`` against the label rules are written to. ``*`` and ``**`` alone mean every profile.
+
+    AppArmor's ``*`` does not cross ``/``, which would make ``profile: "*"`` match only names without a
+    slash: surprising for "every profile", hence the special case. Any other pattern is a normal glob.
+    """
+    if pattern in ("*", "**"):
+        return True
+    if pattern == label:
+        return True
+    return _is_glob(pattern) and aaglob.matches(pattern, label, variables=variables)
+
+
+def answer_matches(answer: Answer, event: Dict[str, Any], label: str,
+                   variables: Optional[Dict[str, List[str]]] = None) -> bool:
+    """Does ``answer`` apply to ``event`` written to profile ``label``? Every match key must hold."""
+    if not profile_matches(answer.profile, label, variables):
+        return False
+    kind = event.get("kind")
+    for key, pattern in answer.match.items():
+        if pattern is None:
+            continue
+        if key == "mask":
+            want = set(_mask_words(kind, pattern))
+            mask = event.get("mask") or {}
+            got = set(_mask_words(kind, mask.get("requested") or mask.get("denied") or ""))
+            if not got or not got <= want:
+                return False
+        elif key == "host":
+            if not all(_match_value(pattern, h, variables) for h in event_hosts(event)):
+                return False
+        elif key == "capability":
+            if not (_match_value(pattern, event.get("capname"), variables)
+                    or _match_value(pattern, event.get("capability"), variables)):
+                return False
+        elif not _match_value(pattern, event.get(key), variables):
+            return False
+    return True
+
+
+class Decision:
+    """The outcome for one event: which answer applies and what else matched (for conflict reports)."""
+
+    __slots__ = ("answer", "conflict_with", "matched")
+
+    def __init__(self, answer: Optional[Answer], conflict_with: Optional[Answer], matched: List[Answer]) -> None:
+        self.answer = answer
+        self.conflict_with = conflict_with
+        self.matched = matched
+
+
+def decide(answers: List[Answer], event: Dict[str, Any], label: str,
+           variables: Optional[Dict[str, List[str]]] = None) -> Decision:
+    """Pick the answer for an event (docs/answers.md, Precedence).
+
+    1. A matching ``deny`` always wins: forbidding is never overridden by an allow (a conflict is
+       reported when an allow also matched).
+    2. Otherwise the most specific ``allow``/``ignore`` wins: exact profile name over a profile glob,
+       then more match keys, then the longer literal part of the patterns; ties go to the earlier
+       answer in the combined list.
+    3. ``pending`` answers are placeholders (pasted pending blocks): they only apply when nothing else
+       matches, and keep the event pending even when the default is ``allow``.
+    """
+    matched = [a for a in answers if answer_matches(a, event, label, variables)]
+    if not matched:
+        return Decision(None, None, [])
+
+    def best(cands: List[Answer]) -> Optional[Answer]:
+        if not cands:
+            return None
+        return sorted(cands, key=lambda a: (-a.specificity[0], -a.specificity[1], -a.specificity[2], a.index))[0]
+
+    denies = [a for a in matched if a.answer == "deny"]
+    allows = [a for a in matched if a.answer == "allow"]
+    if denies:
+        return Decision(best(denies), best(allows), matched)
+    chosen = best([a for a in matched if a.answer in ("allow", "ignore")])
+    if chosen is None:
+        chosen = best([a for a in matched if a.answer == "pending"])
+    return Decision(chosen, None, matched)
+
+
+# ---------------------------------------------------------------------------------------------
+# merge_events: fold the events of many hosts
+# ---------------------------------------------------------------------------------------------
+
+def fleet_key(event: Dict[str, Any]) -> Tuple[Any, ...]:
+    """Identity of an access across hosts: events.identity() without the host (docs/events.md)."""
+    ident = events_model.identity(event)
+    return (ident[0], None) + tuple(ident[2:])
+
+
+def _events_of(value: Any, var: Optional[str]) -> Optional[List[Any]]:
+    """The event list inside one host's data: a list, a reader/module result, or a (dotted) var."""
+    if var:
+        for part in var.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return None
+            value = value[part]
+    if isinstance(value, dict) and isinstance(value.get("events"), list):
+        return value["events"]
+    if isinstance(value, list):
+        return value
+    return None
+
+
+def _iter_host_events(data: Any, var: Optional[str]) -> Iterable[Tuple[Optional[str], Dict[str, Any]]]:
+    """Yield (host or None, event) from every input shape merge_events accepts."""
+    if isinstance(data, dict) and not isinstance(data.get("events"), list):
+        for host in data:
+            evs = _events_of(data[host], var)
+            if evs is None:
+                if var:  # hostvars: a host that did not register the variable (unreachable, skipped)
+                    continue
+                raise ValueError("merge_events: host %r holds neither an event list nor a result with 'events'"
+                                 % (host,))
+            for ev in evs:
+                yield str(host), ev
+        return
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, (list, tuple)):
+        raise ValueError("merge_events: expected a list of per-host event lists or a {host: events} mapping, got %s"
+                         % type(data).__name__)
+    for i, item in enumerate(data):
+        if isinstance(item, dict) and "kind" in item:
+            yield None, item
+            continue
+        evs = _events_of(item, var)
+        if evs is None:
+            raise ValueError("merge_events: item #%d is neither an event, an event list nor a result with 'events'" % i)
+        for ev in evs:
+            yield None, ev
+
+
+def merge_events(data: Any, var: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Fold the events of many hosts into one list, each event with ``hosts: {host: count}``.
+
+    ``data`` is a list of per-host event lists (or reader/module results with ``events``), a flat event
+    list, or a mapping ``{host: events | result | hostvars}``; with ``var`` (dotted, e.g.
+    ``denials.events``) each host's value is looked up in it, and hosts without it are skipped.
+    The host of an event is its own ``host`` field (``node=`` of remote-aggregated logs) when set,
+    else the mapping key. Merged events keep the first event's non-identity fields; counts add up,
+    times are min/max, lists are unioned (pids/comms capped at 16), ``id`` is recomputed fleet-wide.
+    Already merged events (with ``hosts``) merge again correctly. Output order is deterministic.
+    """
+    merged = {}  # type: Dict[Tuple[Any, ...], Dict[str, Any]]
+    for host, ev in _iter_host_events(data, var):
+        if not isinstance(ev, dict) or "kind" not in ev:
+            raise ValueError("merge_events: not an event (a mapping with 'kind'): %s" % _short(ev))
+        key = fleet_key(ev)
+        if isinstance(ev.get("hosts"), (dict, list)) and ev.get("hosts"):
+            counts = event_hosts(ev)
+        else:
+            counts = {str(ev.get("host") or host or UNKNOWN_HOST): int(ev.get("count") or 1)}
+        cur = merged.get(key)
+        if cur is None:
+            cur = dict(ev)
+            cur.pop("host", None)
+            cur["hosts"] = dict(counts)
+            if isinstance(ev.get("mask"), dict):
+                cur["mask"] = dict(ev["mask"])
+            cur["id"] = events_model.event_id(key)
+            merged[key] = cur
+        else:
+            events_model.merge_into(cur, ev)
+            hosts = cur["hosts"]
+            for h, c in counts.items():
+                hosts[h] = hosts.get(h, 0) + c
+        cur["count"] = sum(cur["hosts"].values())
+    out = list(merged.values())
+    out.sort(key=lambda e: (str(e.get("kind")), str(e.get("profile")), str(e.get("path")), e["id"]))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# to_rules
+# ---------------------------------------------------------------------------------------------
+
+_ENTRY_LISTS = ("rules", "deny", "ignored", "pending", "unsupported")
+
+
+def split_label(event: Dict[str, Any], fold_children: bool = True) -> Tuple[str, Optional[str]]:
+    """(profile, child or None) the rules of ``event`` are written to.
+
+    ``//null-...`` children (the unnamed profiles an exec with ``px``/``cx`` to a missing profile
+    creates) fold into their parent when ``fold_children`` is true, as aa-logprof does once the exec
+    is answered; named children (hats, ``//child``) always stay children. Stacked labels
+    (``a//&b``) belong to ``a``.
+    """
+    label = event.get("profile")
+    if not isinstance(label, str) or not label:
+        return "", None
+    parent = event.get("parent") or label.split("//", 1)[0]
+    child = event.get("child")
+    if child is None and "//" in label:
+        child = label.split("//", 1)[1]
+    if not child or child.startswith("&"):
+        return parent, None
+    if fold_children and child.startswith("null-"):
+        return parent, None
+    return parent, child
+
+
+def _label(parent: str, child: Optional[str]) -> str:
+    return parent if child is None else parent + "//" + child
+
+
+def _new_entry(child: bool) -> Dict[str, Any]:
+    entry = dict((k, []) for k in _ENTRY_LISTS)  # type: Dict[str, Any]
+    if child:
+        entry["hat"] = True
+    else:
+        entry["children"] = {}
+    return entry
+
+
+def _pending(event: Dict[str, Any], reason: str, label: str) -> Dict[str, Any]:
+    item = dict(event)
+    item["reason"] = reason
+    item["label"] = label
+    item["hosts"] = event_hosts(event)
+    return item
+
+
+def _rule_for(event: Dict[str, Any], answer: Optional[Answer], deny: bool, exec_mode: Optional[str],
+              exec_target: Optional[str]) -> Any:
+    """The Rule an allow/deny decision writes for one event (docs/answers.md, "What is written").
+
+    Returns a Rule, or None when the event kind yields no rule. Raises ValueError when the answer's
+    glob does not cover the event (reported as a per-event error).
+    """
+    kind = event.get("kind")
+    if answer is not None and answer.include:
+        return rules_registry.include_rule(answer.include)
+    if kind in PATH_KINDS:
+        path = event.get("path")
+        if not isinstance(path, str) or not path:
+            return None
+        pattern = None
+        if answer is not None and answer.glob:
+            if not aaglob.matches(answer.glob, path):
+                raise ValueError("glob %r does not cover the event path %r" % (answer.glob, path))
+            pattern = answer.glob
+        elif deny and answer is not None and isinstance(answer.match.get("path"), str):
+            pattern = answer.match["path"]
+        mask = event.get("mask") or {}
+        requested = mask.get("requested") or mask.get("denied") or ""
+        if kind == "exec":
+            owner = bool(answer.owner) if answer is not None and answer.owner is not None else False
+            if deny:
+                perms, mode, target = "x", None, None
+            else:
+                perms = "mr" if exec_mode and "i" in exec_mode else ""
+                mode, target = exec_mode, exec_target
+        else:
+            owner = answer.owner if answer is not None and answer.owner is not None else bool(event.get("owner"))
+            perms, mode, target = "".join(c for c in requested if c in "rwaklmx"), None, None
+            if "x" in perms:  # a file event asking for exec: the mode decides, not a bare x
+                perms = perms.replace("x", "")
+            if "w" in perms and "a" in perms:
+                perms = perms.replace("a", "")
+        rule = rules_registry.file_rule(path=pattern, literal=path if pattern is None else None, perms=perms,
+                                        exec_mode=mode, exec_target=target, owner=owner,
+                                        audit=bool(answer.audit) if answer is not None else False, deny=deny)
+        return rule
+    rule = rules_registry.rule_from_event(event)
+    if rule is None:
+        return None
+    rule.deny = deny
+    if answer is not None and answer.audit:
+        rule.audit = True
+    return rule
+
+
+def _as_events(events: Any) -> List[Dict[str, Any]]:
+    """Accept a flat event list (one host's or merge_events output), a reader result, or per-host data."""
+    if events is None:
+        return []
+    if isinstance(events, dict) and isinstance(events.get("events"), list):
+        events = events["events"]
+    if isinstance(events, (list, tuple)) and all(isinstance(e, dict) and "kind" in e for e in events):
+        return list(events)
+    return merge_events(events)
+
+
+def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: str = "3.0",
+             fold_children: bool = True, min_hosts: int = DEFAULT_MIN_HOSTS,
+             variables: Optional[Dict[str, List[str]]] = None) -> Dict[str, Any]:
+    """Turn events into rules per profile, applying answers (docs/answers.md).
+
+    Returns ``{"abi", "profiles": {name: entry}, "conflicts", "errors", "stats"}`` where an entry is
+    ``{"rules", "deny", "ignored", "pending", "unsupported", "hosts", "children": {name: entry}}``.
+    ``rules``/``deny`` items are the structured rule (``Rule.to_dict()``) plus ``text`` rendered for
+    ``abi``, the ``events`` (ids) and ``hosts`` behind it and the ``answers`` (indexes, or
+    ``"default"``) that decided it. Raises AnswersError for invalid answers and ValueError for bad
+    options, before anything is computed.
+    """
+    if default not in DEFAULT_VALUES:
+        raise ValueError("default must be one of %s, got %r" % (", ".join(DEFAULT_VALUES), default))
+    if isinstance(min_hosts, bool) or not isinstance(min_hosts, int) or min_hosts < 1:
+        raise ValueError("min_hosts must be an integer >= 1, got %r" % (min_hosts,))
+    abi = _check_abi(abi)
+    parsed = (list(answers) if answers and all(isinstance(a, Answer) for a in answers)
+              else validate_answers(answers))  # type: List[Answer]
+    evs = _as_events(events)
+
+    # Hosts that reported each profile in this run: the denominator of min_hosts.
+    resolved = []  # type: List[Tuple[Dict[str, Any], str, Optional[str]]]
+    label_hosts = {}  # type: Dict[str, set]
+    for ev in evs:
+        parent, child = split_label(ev, fold_children)
+        resolved.append((ev, parent, child))
+        label_hosts.setdefault(_label(parent, child), set()).update(event_hosts(ev))
+
+    profiles = {}  # type: Dict[str, Dict[str, Any]]
+    builders = {}  # type: Dict[str, _Builder]
+    conflicts = []  # type: List[Dict[str, Any]]
+    errors = []  # type: List[Dict[str, Any]]
+    stats = {"events": len(evs), "allowed": 0, "denied": 0, "ignored": 0, "pending": 0, "unsupported": 0,
+             "conflicts": 0}
+
+    for ev, parent, child in resolved:
+        label = _label(parent, child)
+        if not parent:
+            errors.append({"event": ev.get("id"), "message": "event has no profile; skipped"})
+            continue
+        top = profiles.setdefault(parent, _new_entry(False))
+        entry = top if child is None else top["children"].setdefault(child, _new_entry(True))
+        builder = builders.setdefault(label, _Builder(entry, abi))
+        hosts = event_hosts(ev)
+        kind = ev.get("kind")
+        if kind in ("status",):
+            entry["ignored"].append(_ignored(ev, "status record (profile load/replace), not an access", None))
+            stats["ignored"] += 1
+            continue
+        decision = decide(parsed, ev, label, variables)
+        ans = decision.answer
+        if decision.conflict_with is not None:
+            conflicts.append({"profile": label, "event": ev.get("id"), "kind": kind, "path": ev.get("path"),
+                              "deny": decision.answer.ref(), "allow": decision.conflict_with.ref(),
+                              "message": "an allow and a deny answer both match; deny wins"})
+            stats["conflicts"] += 1
+        verdict = ans.answer if ans is not None else None
+        if verdict == "ignore":
+            entry["ignored"].append(_ignored(ev, "answer #%d says ignore" % ans.index, ans))
+            stats["ignored"] += 1
+            continue
+        if verdict == "pending" or (verdict is None and default == "pending"):
+            entry["pending"].append(_pending(ev, "explicitly pending (answer #%d)" % ans.index if ans is not None
+                                             else "no answer matches", label))
+            stats["pending"] += 1
+            continue
+        deny = verdict == "deny"
+        if not deny:
+            seen = len(hosts)
+            reporting = len(label_hosts.get(label, ()))
+            if seen < min_hosts:
+                entry["pending"].append(_pending(
+                    ev, "consensus: seen by %d of the %d host(s) that reported this profile; min_hosts is %d"
+                    % (seen, reporting, min_hosts), label))
+                stats["pending"] += 1
+                continue
+        exec_mode = exec_target = None
+        if kind == "exec" and not deny and (ans is None or not ans.include):
+            if ans is None or ans.exec_mode is None:
+                entry["pending"].append(_pending(
+                    ev, "exec needs an answer with exec_mode (%s)" % ("default allow does not choose one"
+                                                                       if ans is None else "answer #%d has none"
+                                                                       % ans.index), label))
+                stats["pending"] += 1
+                continue
+            exec_mode, exec_target = ans.exec_mode, ans.exec_target
+        try:
+            rule = _rule_for(ev, ans, deny, exec_mode, exec_target)
+        except ValueError as exc:
+            errors.append({"event": ev.get("id"), "profile": label, "answer": ans.ref() if ans else None,
+                           "message": str(exc)})
+            entry["pending"].append(_pending(ev, "answer error: %s" % exc, label))
+            stats["pending"] += 1
+            continue
+        if rule is None:
+            entry["ignored"].append(_ignored(ev, "no AppArmor rule expresses this event (kind %s)" % kind, ans))
+            stats["ignored"] += 1
+            continue
+        problem = builder.add(rule, ev, hosts, ans)
+        if problem:
+            entry["unsupported"].append(_pending(ev, problem, label))
+            stats["unsupported"] += 1
+            continue
+        stats["denied" if deny else "allowed"] += 1
+
+    for builder in builders.values():
+        builder.finish()
+    for name, entry in profiles.items():
+        entry["hosts"] = sorted(label_hosts.get(name, ()))
+        for cname, centry in entry["children"].items():
+            centry["hosts"] = sorted(label_hosts.get(_label(name, cname), ()))
+    return {"abi": abi, "profiles": profiles, "conflicts": conflicts, "errors": errors, "stats": stats}
+
+
+def _ignored(event: Dict[str, Any], reason: str, answer: Optional[Answer]) -> Dict[str, Any]:
+    item = dict(event)
+    item["reason"] = reason
+    if answer is not None:
+        item["answer"] = answer.index
+    return item
+
+
+def _check_abi(abi: Any) -> str:
+    """Normalise the ABI option to "X.Y" and refuse ones the renderers do not know."""
+    from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import KNOWN_ABIS, abi_tuple
+    try:
+        major, minor = abi_tuple(abi)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    text = "%d.%d" % (major, minor)
+    if text not in KNOWN_ABIS:
+        raise ValueError("abi %r is not one of %s" % (abi, ", ".join(KNOWN_ABIS)))
+    return text
+
+
+class _Builder:
+    """Collects the rules of one profile (or child): merges permissions, drops covered rules, renders."""
+
+    def __init__(self, entry: Dict[str, Any], abi: str) -> None:
+        self.entry = entry
+        self.abi = abi
+        self.items = {}  # type: Dict[Any, Dict[str, Any]]
+
+    def add(self, rule: Any, event: Dict[str, Any], hosts: Dict[str, int], answer: Optional[Answer]) -> Optional[str]:
+        """Add one decided rule; returns a reason string when the ABI cannot express it."""
+        key = rules_registry.merge_key(rule)
+        item = self.items.get(key)
+        if item is None:
+            try:
+                rule.render(self.abi)
+            except Exception as exc:  # the ABI cannot express it: keep the event, say why
+                return "ABI %s cannot express %s: %s" % (self.abi, event.get("kind"), exc)
+            item = {"rule": rule, "events": [], "hosts": set(), "answers": []}
+            self.items[key] = item
+        else:
+            item["rule"] = rules_registry.merge_rules(item["rule"], rule)
+        if event.get("id") not in item["events"]:
+            item["events"].append(event.get("id"))
+        item["hosts"].update(hosts)
+        ref = answer.index if answer is not None else "default"
+        if ref not in item["answers"]:
+            item["answers"].append(ref)
+        return None
+
+    def finish(self) -> None:
+        """Drop rules another rule of the same side covers, then render into the entry's lists."""
+        allow = [i for i in self.items.values() if not i["rule"].deny]
+        deny = [i for i in self.items.values() if i["rule"].deny]
+        for items, target in ((allow, "rules"), (deny, "deny")):
+            kept = _drop_covered(items)
+            out = []
+            for item in kept:
+                data = item["rule"].to_dict()
+                data["text"] = item["rule"].render(self.abi)
+                data["events"] = sorted(e for e in item["events"] if e is not None)
+                data["hosts"] = sorted(item["hosts"])
+                data["answers"] = item["answers"]
+                out.append(data)
+            out.sort(key=lambda d: (d.get("kind") != "include", d.get("kind"), d["text"]))
+            self.entry[target].extend(out)
+
+
+def _drop_covered(items: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Remove rules covered by another kept rule (events/hosts move to the covering rule).
+
+    Pairwise only inside an index bucket (``Rule.index_key``), so large profiles stay fast.
+    """
+    buckets = {}  # type: Dict[Any, List[Dict[str, Any]]]
+    for item in items:
+        buckets.setdefault(item["rule"].index_key(), []).append(item)
+    kept = []  # type: List[Dict[str, Any]]
+    for bucket in buckets.values():
+        alive = list(bucket)
+        for item in bucket:
+            if item not in alive:
+                continue
+            for other in alive:
+                if other is item or other["rule"] == item["rule"]:
+                    continue
+                if other["rule"].covers(item["rule"]):
+                    for e in item["events"]:
+                        if e not in other["events"]:
+                            other["events"].append(e)
+                    other["hosts"].update(item["hosts"])
+                    alive.remove(item)
+                    break
+        kept.extend(alive)
+    return kept

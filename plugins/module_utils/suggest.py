@@ -1,0 +1,376 @@
+"""Suggestions for pending events, and the pending answers YAML block (docs/answers.md).
+
+aa-logprof offers, for each question, globs of the path and the abstractions that would cover it.
+Here the same suggestions are written next to each pending event in a ready-to-edit YAML block in the
+answers schema, so the review happens in a text editor / pull request and the reviewed block pastes
+back into inventory as is (the informational keys are part of the schema).
+
+Two rules keep suggestions safe:
+- globs never go above the event's grandparent directory (``/a/b/c`` gives at most ``/a/**``) and never
+  suggest ``/**``;
+- an abstraction is suggested only when the rule in it that covers the event is no broader than the
+  broadest glob suggested for that event. aa-logprof's ``--allow-all`` happily picks
+  ``abstractions/ubuntu-browsers.d/user-files`` for ``/srv/www/x`` because it grants ``/srv/** r``;
+  that rule is broader than ``/srv/www/**``, so it is not suggested here.
+
+Standard library only (the engine runs on managed hosts, Python 3.8+).
+"""
+import json
+import os
+import re
+from typing import Any, Dict, List, Optional, Tuple
+
+from ansible_collections.armada.apparmor.plugins.module_utils import aaescape, aaglob
+
+# Kind → event fields that identify the access (docs/events.md, Identity), in the order written.
+MATCH_FIELDS_BY_KIND = {
+    "file": ("path", "mask"),
+    "exec": ("path",),
+    "capability": ("capname",),
+    "network": ("family", "sock_type", "protocol", "mask"),
+    "unix": ("sock_type", "mask", "addr", "peer_addr", "peer"),
+    "signal": ("signal", "peer", "mask"),
+    "ptrace": ("peer", "mask"),
+    "dbus": ("bus", "dbus_path", "interface", "member", "dbus_name", "peer", "mask"),
+    "mount": ("path", "srcname", "fstype", "flags"),
+    "umount": ("path",),
+    "remount": ("path", "flags"),
+    "pivot_root": ("path", "srcname"),
+    "change_profile": ("target",),
+    "change_hat": ("target", "path"),
+    "userns": ("mask",),
+    "io_uring": ("mask", "target"),
+    "mqueue": ("path", "mask", "class"),
+    "other": ("operations", "name", "path", "target"),
+}
+# Fields whose values are matched as AppArmor globs, so literal values must be escaped.
+_GLOB_FIELDS = ("path", "target", "peer", "addr", "peer_addr", "dbus_path", "interface", "member", "dbus_name",
+                "srcname", "name", "flags", "fstype", "bus", "signal", "family", "sock_type", "capname", "class",
+                "operations")
+
+
+def escape_literal(text: str) -> str:
+    """A literal name as an AppArmor pattern (aaescape.escape_glob): a file named ``a*`` is not a glob."""
+    return aaescape.escape_glob(text)
+
+
+def _split_ext(name: str) -> Tuple[str, str]:
+    """("base", ".ext") for a file name with an extension (not for dotfiles like ``.bashrc``)."""
+    m = re.match(r"^(.+?)(\.[^./]+)$", name)
+    if not m or not m.group(1) or m.group(1) == ".":
+        return name, ""
+    return m.group(1), m.group(2)
+
+
+def glob_suggestions(path: str) -> List[str]:
+    """aa-logprof-style globs for a path, most specific first, the escaped path itself first.
+
+    For ``/a/b/c.ext``: ``/a/b/c.ext``, version globs of shared libraries (``libfoo.so.1.2`` →
+    ``libfoo.so.*``, ``libdl-2.13.so`` → ``libdl-*.so``), ``/proc/<pid>/`` → ``/proc/*/``,
+    ``/home/<user>/`` → ``/home/*/``, then ``/a/b/*.ext``, ``/a/b/*``, ``/a/**.ext``, ``/a/**``.
+    Directories (trailing ``/``) get ``/a/b/*/`` and ``/a/**/``. Nothing above the grandparent and
+    never ``/**``: broader than that is a decision to type, not to pick from a list.
+    """
+    if not isinstance(path, str) or not path.startswith("/"):
+        return []
+    is_dir = path.endswith("/") and path != "/"
+    parts = path.strip("/").split("/")
+    if not parts or parts == [""]:
+        return [path]
+    esc = [escape_literal(p) for p in parts]
+    tail = "/" if is_dir else ""
+    out = ["/" + "/".join(esc) + tail]
+    name = parts[-1]
+    parent = "/" + "/".join(esc[:-1]) + ("/" if len(esc) > 1 else "")
+    # version-globbed shared libraries
+    if not is_dir:
+        m = re.match(r"^(.*\.so)\.[0-9][0-9.]*$", name)
+        if m:
+            out.append(parent + escape_literal(m.group(1)) + ".*")
+        m = re.match(r"^(.*?)[-_.]?[0-9][0-9.]*\.so$", name)
+        if m and m.group(1):
+            sep = name[len(m.group(1))] if name[len(m.group(1))] in "-_." else ""
+            out.append(parent + escape_literal(m.group(1)) + sep + "*.so")
+    # /proc/<pid>/..., /home/<user>/...
+    if len(parts) >= 2 and parts[0] == "proc" and parts[1].isdigit():
+        out.append("/proc/*/" + "/".join(esc[2:]) + (tail if len(parts) > 2 else "/"))
+    if len(parts) >= 3 and parts[0] == "home":
+        out.append("/home/*/" + "/".join(esc[2:]) + tail)
+    if len(parts) >= 2:
+        base, ext = _split_ext(name)
+        if ext and not is_dir:
+            out.append(parent + "*" + escape_literal(ext))
+        out.append(parent + "*" + tail)
+    if len(parts) >= 3:
+        grand = "/" + "/".join(esc[:-2]) + "/"
+        if not is_dir:
+            base, ext = _split_ext(name)
+            if ext:
+                out.append(grand + "**" + escape_literal(ext))
+        out.append(grand + "**" + tail)
+    seen = set()
+    result = []
+    for g in out:
+        if g not in seen and g != "/**" and g != "/**/":
+            seen.add(g)
+            result.append(g)
+    return result
+
+
+def exec_mode_suggestions(path: str) -> List[str]:
+    """Exec modes to choose from, safest first (aa-logprof's menu minus the unconfined ones first)."""
+    return ["ix", "Px", "Cx", "Pix", "Cix", "px", "cx", "pix", "cix", "Ux", "ux"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Abstractions that already cover an event
+# ---------------------------------------------------------------------------------------------
+
+class AbstractionIndex:
+    """Which abstraction files cover an event, and through which rule (for the breadth check).
+
+    Built over ``<base>/abstractions`` with coverage.ProfileIndex; missing directory → no suggestions
+    (a controller without AppArmor installed still gets glob suggestions).
+    """
+
+    def __init__(self, base_dir: str = "/etc/apparmor.d", variables: Optional[Dict[str, List[str]]] = None) -> None:
+        self.base_dir = base_dir
+        self.variables = variables
+        self._indexes = None  # type: Optional[List[Tuple[str, Any]]]
+
+    def _load(self) -> List[Tuple[str, Any]]:
+        if self._indexes is not None:
+            return self._indexes
+        from ansible_collections.armada.apparmor.plugins.module_utils import coverage
+        self._indexes = []
+        root = os.path.join(self.base_dir, "abstractions")
+        if not os.path.isdir(root):
+            return self._indexes
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for fn in sorted(filenames):
+                if fn.startswith(".") or fn.endswith((".dpkg-new", ".dpkg-old", ".rpmnew", ".rpmsave", "~")):
+                    continue
+                full = os.path.join(dirpath, fn)
+                rel = os.path.relpath(full, self.base_dir)
+                try:
+                    idx = coverage.abstraction_index(full, base_dir=self.base_dir, variables=self.variables)
+                except Exception:  # an unreadable abstraction must not break suggestions for the rest
+                    continue
+                self._indexes.append((rel, idx))
+        return self._indexes
+
+    def covering(self, event: Dict[str, Any], max_glob: Optional[str]) -> List[str]:
+        """Abstractions (relative names) covering ``event`` with a rule no broader than ``max_glob``.
+
+        When one abstraction covers only because it includes another, only the included (narrower)
+        one is suggested.
+        """
+        from ansible_collections.armada.apparmor.plugins.module_utils import coverage
+        found = []  # type: List[Tuple[str, List[str]]]
+        for rel, idx in self._load():
+            hits = coverage.covering_rules(idx, event)
+            if not hits:
+                continue
+            ok = []
+            for source, rule_path in hits:
+                if max_glob is None or rule_path is None or aaglob.glob_covers(max_glob, rule_path):
+                    ok.append(os.path.relpath(source, self.base_dir) if os.path.isabs(source) else source)
+            if ok:
+                found.append((rel, ok))
+        names = set(rel for rel, _ in found)
+        out = []
+        for rel, sources in found:
+            # covered only through another suggested abstraction → suggest that one instead
+            if all(s != rel and s in names for s in sources):
+                continue
+            out.append(rel)
+        return sorted(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# The pending block
+# ---------------------------------------------------------------------------------------------
+
+def pending_entry(event: Dict[str, Any], label: str, abstractions: Optional[AbstractionIndex] = None) -> Dict[str, Any]:
+    """One answer (``answer: pending``) for a pending event, with suggestions, hosts and counts."""
+    kind = event.get("kind") or "other"
+    match = {"kind": kind}  # type: Dict[str, Any]
+    for field in MATCH_FIELDS_BY_KIND.get(kind, ()):
+        value = event.get(field)
+        if field == "mask":
+            mask = value if isinstance(value, dict) else {}
+            value = mask.get("requested") or mask.get("denied")
+        if value is None or value == "" or value == []:
+            continue
+        if field == "operations" and isinstance(value, list):
+            value = [escape_literal(v) for v in value]
+        elif isinstance(value, str) and field in _GLOB_FIELDS:
+            value = escape_literal(value)
+        match[field] = value
+    if kind == "capability" and "capname" not in match and event.get("capability") is not None:
+        match["capability"] = event.get("capability")
+    entry = {"profile": label if not _has_glob(label) else label, "match": match,
+             "answer": "pending"}  # type: Dict[str, Any]
+    if kind == "file" and "owner" in event:
+        entry["owner"] = bool(event["owner"])
+    suggestions = {}  # type: Dict[str, Any]
+    path = event.get("path")
+    if kind in ("file", "exec") and isinstance(path, str):
+        globs = glob_suggestions(path)
+        if globs:
+            suggestions["globs"] = globs
+        if abstractions is not None and kind == "file":
+            inc = abstractions.covering(event, globs[-1] if globs else None)
+            if inc:
+                suggestions["includes"] = inc
+    if kind == "exec":
+        suggestions["exec_modes"] = exec_mode_suggestions(path or "")
+    if suggestions:
+        entry["suggestions"] = suggestions
+    hosts = event.get("hosts")
+    if isinstance(hosts, dict):
+        entry["hosts"] = sorted(str(h) for h in hosts)
+        entry["counts"] = dict((str(h), int(c)) for h, c in sorted(hosts.items()))
+    elif event.get("host"):
+        entry["hosts"] = [str(event["host"])]
+        entry["counts"] = {str(event["host"]): int(event.get("count") or 1)}
+    if event.get("reason"):
+        entry["reason"] = event["reason"]
+    if event.get("id"):
+        entry["id"] = event["id"]
+    return entry
+
+
+def _has_glob(text: str) -> bool:
+    return any(c in text for c in "*?[{")
+
+
+def pending_list(result: Dict[str, Any], abstractions: Optional[AbstractionIndex] = None) -> List[Dict[str, Any]]:
+    """Every pending event of a to_rules result as answer entries, ordered by profile then event."""
+    if not isinstance(result, dict) or not isinstance(result.get("profiles"), dict):
+        raise ValueError("pending_answers expects the result of to_rules (a mapping with 'profiles')")
+    out = []
+    for name in sorted(result["profiles"]):
+        entry = result["profiles"][name]
+        children = entry.get("children") or {}
+        groups = [(name, entry)] + [(name + "//" + c, children[c]) for c in sorted(children)]
+        for label, ent in groups:
+            for ev in ent.get("pending") or []:
+                out.append(pending_entry(ev, ev.get("label") or label, abstractions))
+    return out
+
+
+HEADER = """\
+# Pending AppArmor answers (armada.apparmor.pending_answers).
+# Review each entry: set `answer:` to allow, deny or ignore (or leave it pending), optionally set
+# `glob:` to one of suggestions.globs, `include:` to one of suggestions.includes, `exec_mode:` for
+# exec events, `owner:`/`audit:`. The suggestions, hosts, counts, reason and id keys are informational
+# and may stay: paste the reviewed block into group_vars/host_vars as is (docs/answers.md).
+"""
+
+
+def pending_yaml(result: Dict[str, Any], var_name: Optional[str] = "apparmor_answers_pending",
+                 abstractions: Optional[AbstractionIndex] = None, header: bool = True) -> str:
+    """The pending block as YAML text; ``var_name=None`` gives a bare list."""
+    entries = pending_list(result, abstractions)
+    lines = [HEADER.rstrip("\n")] if header else []
+    if var_name:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", var_name):
+            raise ValueError("var_name %r is not a valid Ansible variable name" % var_name)
+        if not entries:
+            lines.append("%s: []" % var_name)
+            return "\n".join(lines) + "\n"
+        lines.append("%s:" % var_name)
+        indent = "  "
+    else:
+        if not entries:
+            lines.append("[]")
+            return "\n".join(lines) + "\n"
+        indent = ""
+    for e in entries:
+        lines.extend(_emit_item(e, indent))
+    return "\n".join(lines) + "\n"
+
+
+# ---- a small YAML emitter: block mappings, flow lists of scalars, double-quoted strings ----------
+
+def yaml_scalar(value: Any) -> str:
+    """A YAML 1.1/1.2 scalar that reads back as exactly ``value`` (strings always double-quoted)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    text = str(value)
+    out = ['"']
+    for c in text:
+        o = ord(c)
+        if c == '"':
+            out.append('\\"')
+        elif c == "\\":
+            out.append("\\\\")
+        elif c == "\n":
+            out.append("\\n")
+        elif c == "\t":
+            out.append("\\t")
+        elif o < 0x20 or 0x7F <= o <= 0x9F or 0xD800 <= o <= 0xDFFF or o in (0x2028, 0x2029, 0xFEFF, 0x85):
+            out.append("\\x%02x" % o if o < 0x100 else "\\u%04x" % o)
+        elif o > 0xFFFF and not c.isprintable():
+            out.append("\\U%08x" % o)
+        elif not c.isprintable() and o > 0x7F:
+            out.append("\\u%04x" % o)
+        else:
+            out.append(c)
+    out.append('"')
+    return "".join(out)
+
+
+def _emit_value(key: str, value: Any, indent: str) -> List[str]:
+    if isinstance(value, dict):
+        if not value:
+            return ["%s%s: {}" % (indent, key)]
+        lines = ["%s%s:" % (indent, key)]
+        for k, v in value.items():
+            lines.extend(_emit_value(_yaml_key(k), v, indent + "  "))
+        return lines
+    if isinstance(value, list):
+        if not value:
+            return ["%s%s: []" % (indent, key)]
+        if all(not isinstance(v, (dict, list)) for v in value):
+            return ["%s%s: [%s]" % (indent, key, ", ".join(yaml_scalar(v) for v in value))]
+        lines = ["%s%s:" % (indent, key)]
+        for v in value:
+            lines.extend(_emit_item(v, indent + "  "))
+        return lines
+    comment = "  # allow | deny | ignore | pending" if key == "answer" else ""
+    return ["%s%s: %s%s" % (indent, key, yaml_scalar(value) if key != "answer" else value, comment)]
+
+
+def _yaml_key(key: Any) -> str:
+    text = str(key)
+    return text if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", text) else yaml_scalar(text)
+
+
+def _emit_item(item: Any, indent: str) -> List[str]:
+    if not isinstance(item, dict):
+        return ["%s- %s" % (indent, yaml_scalar(item))]
+    lines = []  # type: List[str]
+    first = True
+    for k, v in item.items():
+        sub = _emit_value(_yaml_key(k), v, indent + "  ")
+        if first:
+            sub[0] = indent + "- " + sub[0][len(indent) + 2:]
+            first = False
+        lines.extend(sub)
+    if first:
+        lines.append(indent + "- {}")
+    return lines
+
+
+def to_json(value: Any) -> str:
+    """Stable JSON of a pending list (for callers that prefer data over YAML text)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
