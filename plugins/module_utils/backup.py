@@ -367,9 +367,17 @@ def restore(backup_dir: str = BACKUP_DIR, snapshot_id: str = "latest", apparmor_
     result["verified"] = not mismatched
     result["mismatched"] = mismatched
     if reload:
-        to_load = [os.path.join(apparmor_d, r) for r in restored_profiles if r not in disabled_after]
-        if manifest.get("scope") == "all":
-            to_load = [os.path.join(apparmor_d, r) for r in host.profile_files(apparmor_d) if r not in disabled_after]
+        touched = plan["write"] + plan["link"] + plan["remove"] + plan["mkdir"]
+        if any(not _top_level_profile(r) and not r.startswith(("disable" + os.sep, "force-complain" + os.sep))
+               for r in touched):
+            # an include (abstraction, tunable, local/) changed: every profile may depend on it
+            names = host.profile_files(apparmor_d)
+        else:
+            names = [r for r in touched if _top_level_profile(r)]
+            names += [os.path.basename(r) for r in touched if r.startswith(("disable" + os.sep,
+                                                                           "force-complain" + os.sep))]
+        to_load = [os.path.join(apparmor_d, r) for r in sorted(set(names))
+                   if r not in disabled_after and os.path.isfile(os.path.join(apparmor_d, r))]
         for path in to_load:
             result["loads"].append(host.load(path, parser_path, kernel, apparmor_d))
     if kernel.get("enabled"):

@@ -232,6 +232,19 @@ def profile_names(path: str, parser: str, apparmor_d: str = APPARMOR_D) -> List[
     return [line for line in out.decode("utf-8", "surrogateescape").splitlines() if line]
 
 
+def profile_names_text(text: str, parser: str, apparmor_d: str = APPARMOR_D) -> List[str]:
+    """Names of the profiles in ``text`` (not yet on disk), via a private temp file outside ``apparmor_d``."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix="armada-names-", suffix=".profile")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
+            handle.write(text)
+        return profile_names(tmp, parser, apparmor_d)
+    finally:
+        os.unlink(tmp)
+
+
 def compiled_policy(path: str, parser: str, apparmor_d: str = APPARMOR_D,
                     features_file: Optional[str] = None) -> bytes:
     """The binary policy ``apparmor_parser -S`` compiles from ``path`` (one blob per top-level profile,
@@ -347,26 +360,18 @@ def sha256_file(path: str) -> str:
     return digest.hexdigest()
 
 
-def file_flags(path: str) -> Dict[str, List[str]]:
-    """Per profile defined in the file, its header flags, from the shared profile model."""
+def file_flags(path: str, parser: str, apparmor_d: str = APPARMOR_D) -> Dict[str, List[str]]:
+    """Per top-level profile a file defines (names from ``apparmor_parser -N``), its header flags
+    (from the shared profile model, which keeps the text's own spelling)."""
     from ansible_collections.armada.apparmor.plugins.module_utils import profile_model
 
     with open(path, encoding="utf-8", errors="surrogateescape") as handle:
         text = handle.read()
     out = {}  # type: Dict[str, List[str]]
-    for name in _top_level_names(text):
-        out[name] = list(profile_model.get_profile_flags(text, name))
+    for name in profile_names(path, parser, apparmor_d):
+        if "//" not in name:
+            out[name] = list(profile_model.get_profile_flags(text, name))
     return out
-
-
-def _top_level_names(text: str) -> List[str]:
-    from ansible_collections.armada.apparmor.plugins.module_utils import profile_model
-
-    names = getattr(profile_model, "profile_names", None)
-    if names is not None:
-        return [n for n in names(text) if "//" not in n]
-    parsed = profile_model.parse_profile(text)
-    return [p.name for p in parsed.profiles]
 
 
 def status(apparmor_d: str = APPARMOR_D, securityfs: str = SECURITYFS, parser: Optional[str] = None,
@@ -400,7 +405,7 @@ def status(apparmor_d: str = APPARMOR_D, securityfs: str = SECURITYFS, parser: O
         entry = {"path": path, "sha256": sha256_file(path), "disabled": name in disabled,
                  "force_complain": name in forced, "profiles": {}}  # type: Dict[str, Any]
         try:
-            flags = file_flags(path)
+            flags = file_flags(path, parser_path, apparmor_d)
         except Exception as exc:  # a file the model cannot read is reported, not fatal
             flags = {}
             entry["error"] = "cannot parse: %s" % exc
