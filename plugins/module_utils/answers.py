@@ -14,6 +14,7 @@ The filters in plugins/filter/ are thin adapters over these functions. Standard 
 same code runs on managed hosts (Python 3.8+).
 """
 import json
+import re
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
@@ -105,6 +106,15 @@ def _is_glob(text: str) -> bool:
     return any(c in text for c in "*?[{") or "@{" in text
 
 
+def _valid_glob(pattern: str) -> bool:
+    """Can AppArmor's glob layer read ``pattern`` (balanced braces/brackets, no trailing backslash)?"""
+    try:
+        aaglob.glob_to_regex(re.sub(r"@\{[A-Za-z0-9_]+\}", "v", pattern))
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
 def validate_answer(index: int, answer: Any) -> List[Dict[str, Any]]:
     """Every problem of one answer (empty list when it is valid). Never raises.
 
@@ -155,6 +165,9 @@ def validate_answer(index: int, answer: Any) -> List[Dict[str, Any]]:
                     bad("match %s: a list must hold strings/numbers (any of them matches)" % key)
             elif pattern is not None and not isinstance(pattern, (str, int, bool)):
                 bad("match %s: value must be a string (globs allowed), number, boolean or list" % key)
+            for pat in (pattern if isinstance(pattern, list) else [pattern]):
+                if key != "mask" and isinstance(pat, str) and _is_glob(pat) and not _valid_glob(pat):
+                    bad("match %s %r is not a valid AppArmor pattern" % (key, pat))
     kinds = [] if kind is None else (kind if isinstance(kind, list) else [kind])
     for key in ("owner", "audit"):
         if key in answer and not isinstance(answer[key], bool):
@@ -200,7 +213,9 @@ def validate_answer(index: int, answer: Any) -> List[Dict[str, Any]]:
             if not glob.startswith("/") and not glob.startswith("@{"):
                 bad("glob %r must be an absolute path pattern" % glob)
             mpath = match.get("path") if isinstance(match, dict) else None
-            if isinstance(mpath, str) and mpath:
+            if not _valid_glob(glob):
+                bad("glob %r is not a valid AppArmor pattern" % glob)
+            elif isinstance(mpath, str) and mpath and _valid_glob(mpath):
                 try:
                     if not aaglob.glob_covers(glob, mpath):
                         bad("glob %r does not cover the match path %r: it would not allow the events it answers"
