@@ -1,0 +1,650 @@
+"""Parse, edit and render AppArmor profile files without losing comments or layout.
+
+Why text-preserving: profiles are hand-maintained; an edit made by automation must leave every
+comment, blank line, include and ordering in place and change only what was asked (a new rule, a
+header flag). So the model keeps the original text and records, for every statement, where it
+sits (character offsets). Edits splice the text and re-parse; render() returns the text.
+
+Statements recognised: preamble comments, ``abi <...>,``, ``include``/``#include``/``include if
+exists`` lines, variable assignments (``@{X} = a b``, ``+=``), ``alias`` rules, profile headers
+(``profile name [attachment] [flags=(...)] {``, ``/path [flags=(...)] {``, ``hat name {``,
+``^name {``), nested child profiles and hats, rules (possibly spanning lines), and comments.
+Unknown rules are kept verbatim (``ProfileRule.rule`` is None) so nothing is ever dropped.
+
+Standard library only (runs on managed hosts, Python 3.8+).
+"""
+import re
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import (
+    EscapeError,
+    pattern_literal,
+    quote_path,
+    unquote,
+)
+from ansible_collections.armada.apparmor.plugins.module_utils.rules import parse_rule
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import Rule, RuleParseError, tokenize
+
+# Profile modes that are mutually exclusive header flags. "enforce" is the absence of the others
+# (AppArmor 3.x has no "enforce" flag; aa-enforce removes "complain").
+MODE_FLAGS = ("complain", "kill", "unconfined", "prompt", "enforce", "default_allow")
+KNOWN_MODES = ("enforce", "complain", "kill", "unconfined", "prompt")
+
+_INCLUDE_RE = re.compile(r'^(?:#\s*include|include)(\s+if\s+exists)?\s+(<[^>\n]*>|"(?:\\.|[^"\\])*"|\S+)\s*$')
+_VAR_RE = re.compile(r"^@\{([A-Za-z0-9_]+)\}\s*(\+?=)\s*(.*)$", re.S)
+# "#include <x>" is a directive, "# include the programs" is a comment: require the target opener.
+_INCLUDE_START = re.compile(
+    r'(?:(?:#include|include)\s+(?:if\s+exists\s+)?[<"/A-Za-z]|#\s+include\s+(?:if\s+exists\s+)?[<"])')
+_VAR_START = re.compile(r"@\{[A-Za-z0-9_]+\}\s*\+?=")
+_FLAGS_RE = re.compile(r"\bflags\s*=\s*\(([^)]*)\)")
+
+
+class ProfileError(ValueError):
+    """The profile text cannot be parsed (unbalanced braces, unterminated quote...)."""
+
+
+class Statement:
+    """One statement of the file with its position: kind is one of abi, include, variable, alias,
+    rule, header, close, comment. ``start``/``end`` are character offsets into the text."""
+
+    __slots__ = ("kind", "text", "start", "end", "line", "profile")
+
+    def __init__(self, kind: str, text: str, start: int, end: int, line: int) -> None:
+        self.kind = kind
+        self.text = text
+        self.start = start
+        self.end = end
+        self.line = line
+        self.profile = None  # type: Optional[Profile]
+
+    def __repr__(self) -> str:
+        return "<Statement %s line %d %r>" % (self.kind, self.line, self.text[:60])
+
+
+class Include:
+    """An include line: ``target`` is the text between <> or quotes; ``magic`` for <...> forms."""
+
+    def __init__(self, target: str, magic: bool, if_exists: bool, statement: Statement) -> None:
+        self.target = target
+        self.magic = magic
+        self.if_exists = if_exists
+        self.statement = statement
+
+    def render(self) -> str:
+        """Canonical ``include [if exists] <x>`` text."""
+        inner = "<%s>" % self.target if self.magic else quote_path(self.target)
+        if not self.magic and not inner.startswith('"'):
+            inner = '"%s"' % inner
+        return "include %s%s" % ("if exists " if self.if_exists else "", inner)
+
+    def __repr__(self) -> str:
+        return "<Include %s>" % self.render()
+
+
+class ProfileRule:
+    """A rule statement inside a profile: the parsed Rule (None when no kind understands it)."""
+
+    def __init__(self, rule: Optional[Rule], statement: Statement, error: Optional[str] = None) -> None:
+        self.rule = rule
+        self.statement = statement
+        self.error = error
+
+    @property
+    def text(self) -> str:
+        return self.statement.text
+
+
+class Profile:
+    """A profile, child profile or hat, with its header, rules, includes and nested profiles."""
+
+    def __init__(self, header: Statement, parent: Optional["Profile"]) -> None:
+        self.header = header
+        self.parent = parent
+        self.name = ""
+        self.attachment = None  # type: Optional[str]
+        self.flags = []  # type: List[str]
+        self.is_hat = False
+        self.keyword = None  # type: Optional[str]  # "profile", "hat", "^" or None
+        self.rules = []  # type: List[ProfileRule]
+        self.includes = []  # type: List[Include]
+        self.variables = {}  # type: Dict[str, List[str]]
+        self.children = []  # type: List[Profile]
+        self.close = None  # type: Optional[Statement]
+        self.statements = []  # type: List[Statement]
+        self._parse_header(header.text)
+
+    @property
+    def full_name(self) -> str:
+        """``parent//child`` path of names, as AppArmor labels name children and hats."""
+        if self.parent is None:
+            return self.name
+        return self.parent.full_name + "//" + self.name
+
+    @property
+    def depth(self) -> int:
+        return 0 if self.parent is None else self.parent.depth + 1
+
+    def _parse_header(self, text: str) -> None:
+        body = text.rstrip()
+        if body.endswith("{"):
+            body = body[:-1].rstrip()
+        m = _FLAGS_RE.search(body)
+        if m:
+            self.flags = [f for f in re.split(r"[\s,]+", m.group(1).strip()) if f]
+            body = (body[:m.start()] + body[m.end():]).strip()
+        try:
+            tokens = tokenize(body)
+        except RuleParseError as exc:
+            raise ProfileError("bad profile header %r: %s" % (text, exc)) from None
+        if not tokens:
+            raise ProfileError("profile header without a name: %r" % (text,))
+        head = tokens[0]
+        if head in ("profile", "hat"):
+            self.keyword = head
+            self.is_hat = head == "hat"
+            tokens = tokens[1:]
+            if not tokens:
+                raise ProfileError("profile header without a name: %r" % (text,))
+            self.name = _read_name(tokens[0])
+            rest = tokens[1:]
+        elif head.startswith("^"):
+            self.keyword = "^"
+            self.is_hat = True
+            self.name = _read_name(head[1:]) if len(head) > 1 else _read_name(tokens[1])
+            rest = tokens[1:] if len(head) > 1 else tokens[2:]
+        else:
+            self.name = _read_name(head)
+            self.attachment = self.name
+            rest = tokens[1:]
+        for tok in rest:
+            if self.attachment is None and "=" not in tok.split('"')[0]:
+                self.attachment = _read_name(tok)
+
+    def find_child(self, name: str) -> Optional["Profile"]:
+        for child in self.children:
+            if child.name == name:
+                return child
+        return None
+
+    def walk(self) -> Iterable["Profile"]:
+        """This profile and every nested one, depth first."""
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+    def __repr__(self) -> str:
+        return "<Profile %s flags=%s rules=%d>" % (self.full_name, self.flags, len(self.rules))
+
+
+def _read_name(token: str) -> str:
+    """Profile name from a header token (quotes removed, escapes decoded to the literal)."""
+    if token.startswith('"'):
+        try:
+            pattern = unquote(token)
+        except EscapeError as exc:
+            raise ProfileError(str(exc)) from None
+        literal = pattern_literal(pattern)
+        return literal if literal is not None else pattern
+    return token
+
+
+class ProfileFile:
+    """A parsed profile file. Build with :meth:`parse`; edit with add_rules/set_flags; render()."""
+
+    def __init__(self, text: str, path: Optional[str] = None) -> None:
+        self.text = text
+        self.path = path
+        self.statements = []  # type: List[Statement]
+        self.profiles = []  # type: List[Profile]
+        self.abi = None  # type: Optional[str]
+        self.includes = []  # type: List[Include]
+        self.variables = {}  # type: Dict[str, List[str]]
+        self.preamble = []  # type: List[Statement]
+
+    # ---- parsing -------------------------------------------------------------------------------
+    @classmethod
+    def parse(cls, text: str, path: Optional[str] = None) -> "ProfileFile":
+        """Parse profile text. Raises ProfileError (with the line number) on structural errors."""
+        if not isinstance(text, str):
+            raise ProfileError("profile text must be a string")
+        pf = cls(text, path)
+        pf.statements = list(_split_statements(text))
+        stack = []  # type: List[Profile]
+        for st in pf.statements:
+            current = stack[-1] if stack else None
+            st.profile = current
+            if st.kind == "header":
+                try:
+                    prof = Profile(st, current)
+                except ProfileError as exc:
+                    raise ProfileError("line %d: %s" % (st.line, exc)) from None
+                if current is None:
+                    pf.profiles.append(prof)
+                else:
+                    current.children.append(prof)
+                    current.statements.append(st)
+                stack.append(prof)
+                continue
+            if st.kind == "close":
+                if not stack:
+                    raise ProfileError("line %d: '}' without an open profile" % st.line)
+                stack[-1].close = st
+                stack.pop()
+                continue
+            if current is None:
+                pf.preamble.append(st)
+            else:
+                current.statements.append(st)
+            if st.kind == "abi":
+                m = re.search(r"<([^>]*)>|\"([^\"]*)\"", st.text)
+                pf.abi = (m.group(1) or m.group(2)) if m else st.text
+            elif st.kind == "include":
+                inc = _parse_include(st)
+                (current.includes if current else pf.includes).append(inc)
+            elif st.kind == "variable":
+                _apply_variable(current.variables if current else pf.variables, st)
+            elif st.kind == "rule":
+                if current is None:
+                    # rules outside any profile are not valid AppArmor; keep them in the preamble
+                    continue
+                try:
+                    rule = parse_rule(st.text)  # type: Optional[Rule]
+                    err = None  # type: Optional[str]
+                except (RuleParseError, EscapeError, ValueError) as exc:
+                    rule, err = None, str(exc)
+                current.rules.append(ProfileRule(rule, st, err))
+        if stack:
+            raise ProfileError("profile %r is not closed (missing '}')" % stack[-1].full_name)
+        return pf
+
+    @classmethod
+    def load(cls, path: str) -> "ProfileFile":
+        with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+            return cls.parse(handle.read(), path)
+
+    # ---- queries -------------------------------------------------------------------------------
+    def all_profiles(self) -> List[Profile]:
+        out = []  # type: List[Profile]
+        for prof in self.profiles:
+            out.extend(prof.walk())
+        return out
+
+    def find(self, name: Optional[str]) -> Optional[Profile]:
+        """Profile by full name (``a//b`` for children/hats), by name, or by attachment.
+        None returns the first top-level profile."""
+        if name is None:
+            return self.profiles[0] if self.profiles else None
+        everything = self.all_profiles()
+        for prof in everything:
+            if prof.full_name == name:
+                return prof
+        for prof in everything:
+            if prof.parent is None and prof.attachment == name:
+                return prof
+        if "//" in name:
+            parent, _sep, child = name.partition("//")
+            top = self.find(parent)
+            if top is not None:
+                for part in child.split("//"):
+                    top = top.find_child(part) if top else None
+                return top
+        return None
+
+    def render(self) -> str:
+        """The file text (with every edit applied)."""
+        return self.text
+
+    # ---- edits ---------------------------------------------------------------------------------
+    def _splice(self, start: int, end: int, new: str) -> None:
+        text = self.text[:start] + new + self.text[end:]
+        fresh = ProfileFile.parse(text, self.path)
+        self.__dict__.update(fresh.__dict__)
+
+    def add_rules(self, profile: Optional[str], rules: Sequence[Union[Rule, str]], abi: str = "3.0",
+                  comment: Optional[str] = None, create: bool = False) -> List[str]:
+        """Append rules at the end of a profile's body (before its closing brace), indented like the
+        existing rules. Rules already present with identical text are skipped. Returns the rule
+        lines actually added. With ``create`` a missing hat/child (``a//b``) is created as a hat.
+
+        Rule objects are rendered for ``abi``; strings are parsed first (so an invalid or
+        multi-rule string is refused before anything changes).
+        """
+        prof = self.find(profile)
+        if prof is None and create and profile and "//" in profile:
+            parent_name, _sep, child = profile.rpartition("//")
+            parent = self.find(parent_name)
+            if parent is None:
+                raise ProfileError("profile %r not found" % parent_name)
+            self._insert_block(parent, "^%s {" % _header_name(child), [])
+            prof = self.find(profile)
+        if prof is None:
+            raise ProfileError("profile %r not found" % (profile,))
+        lines = []
+        for rule in rules:
+            if isinstance(rule, str):
+                parsed = parse_rule(rule)
+                rule = parsed
+            text = rule.render(abi)
+            lines.append(text)
+        existing = set(" ".join(pr.text.split()) for pr in prof.rules)
+        existing.update(" ".join(inc.statement.text.split()) for inc in prof.includes)
+        new_lines = []
+        for line in lines:
+            key = " ".join(line.split())
+            if key in existing:
+                continue
+            existing.add(key)
+            new_lines.append(line)
+        if not new_lines:
+            return []
+        if comment:
+            new_lines = ["# " + " ".join(comment.splitlines())] + new_lines
+        self._insert_block(prof, None, new_lines)
+        return [line for line in new_lines if not line.startswith("# ")]
+
+    def add_include(self, profile: Optional[str], target: str, if_exists: bool = False) -> bool:
+        """Add ``include <target>`` to a profile unless an include of the same target exists."""
+        prof = self.find(profile)
+        if prof is None:
+            raise ProfileError("profile %r not found" % (profile,))
+        if any(inc.target == target for inc in prof.includes):
+            return False
+        if not re.match(r"^[A-Za-z0-9_./+-]+$", target) or ".." in target.split("/"):
+            raise ProfileError("refusing include target %r (only plain relative names)" % (target,))
+        line = "include %s<%s>" % ("if exists " if if_exists else "", target)
+        self._insert_block(prof, None, [line])
+        return True
+
+    def _insert_block(self, prof: Profile, header: Optional[str], lines: List[str]) -> None:
+        """Insert rule lines (or a new hat block when ``header`` is given) before prof's '}'."""
+        assert prof.close is not None
+        indent = _body_indent(self.text, prof)
+        close_start = prof.close.start
+        line_start = self.text.rfind("\n", 0, close_start) + 1
+        before_close = self.text[line_start:close_start]
+        if header is not None:
+            block = [indent + header, indent + "}"]
+        else:
+            block = [indent + line for line in lines]
+        chunk = "\n".join(block) + "\n"
+        if before_close.strip() == "":
+            # closing brace on its own line: insert full lines before that line
+            self._splice(line_start, line_start, chunk)
+        else:
+            # "... rule, }" on one line: break the line before the brace
+            self._splice(close_start, close_start, "\n" + chunk + " " * (prof.depth * 2))
+
+    def set_flags(self, profile: Optional[str], flags: Sequence[str], recursive: bool = False) -> bool:
+        """Replace a profile's header flags (empty list removes ``flags=(...)``). Returns changed."""
+        targets = self._targets(profile, recursive)
+        changed = False
+        # Edit from the end so earlier offsets stay valid; headers are re-found by full name.
+        names = [p.full_name for p in targets]
+        for name in reversed(names):
+            prof = self.find(name)
+            if prof is None:
+                continue
+            if list(prof.flags) == list(flags):
+                continue
+            new_header = _with_flags(prof.header.text, flags)
+            self._splice(prof.header.start, prof.header.end, new_header)
+            changed = True
+        return changed
+
+    def _targets(self, profile: Optional[str], recursive: bool) -> List[Profile]:
+        if profile is None:
+            if recursive:
+                return self.all_profiles()
+            return list(self.profiles)
+        prof = self.find(profile)
+        if prof is None:
+            raise ProfileError("profile %r not found" % (profile,))
+        return list(prof.walk()) if recursive else [prof]
+
+
+def _header_name(name: str) -> str:
+    if re.match(r"^[A-Za-z0-9_./:+-]+$", name):
+        return name
+    return quote_path(name) if quote_path(name).startswith('"') else '"%s"' % name
+
+
+def _body_indent(text: str, prof: Profile) -> str:
+    """Indentation of the profile's existing rules, else header indent + two spaces."""
+    for st in prof.statements:
+        if st.kind in ("rule", "include", "comment", "variable", "header"):
+            line_start = text.rfind("\n", 0, st.start) + 1
+            prefix = text[line_start:st.start]
+            if prefix.strip() == "":
+                return prefix
+    line_start = text.rfind("\n", 0, prof.header.start) + 1
+    prefix = text[line_start:prof.header.start]
+    base = prefix if prefix.strip() == "" else ""
+    return base + "  "
+
+
+def _with_flags(header: str, flags: Sequence[str]) -> str:
+    """Header text with its flags=(...) replaced, added (before '{') or removed."""
+    for flag in flags:
+        if not re.match(r"^[A-Za-z0-9_=.-]+$", flag):
+            raise ProfileError("invalid profile flag %r" % (flag,))
+    m = _FLAGS_RE.search(header)
+    new = "flags=(%s)" % ",".join(flags) if flags else ""
+    if m:
+        if new:
+            return header[:m.start()] + new + header[m.end():]
+        before = header[:m.start()].rstrip()
+        after = header[m.end():].lstrip()
+        return before + " " + after
+    if not new:
+        return header
+    brace = header.rstrip().rfind("{")
+    head = header[:brace].rstrip()
+    return head + " " + new + " " + header[brace:]
+
+
+def _parse_include(st: Statement) -> Include:
+    m = _INCLUDE_RE.match(st.text.strip())
+    if not m:
+        raise ProfileError("line %d: bad include %r" % (st.line, st.text))
+    target = m.group(2)
+    if target.startswith("<"):
+        return Include(target[1:-1].strip(), True, bool(m.group(1)), st)
+    if target.startswith('"'):
+        try:
+            pat = unquote(target)
+        except EscapeError as exc:
+            raise ProfileError("line %d: %s" % (st.line, exc)) from None
+        lit = pattern_literal(pat)
+        return Include(lit if lit is not None else pat, False, bool(m.group(1)), st)
+    return Include(target, False, bool(m.group(1)), st)
+
+
+def _apply_variable(variables: Dict[str, List[str]], st: Statement) -> None:
+    from ansible_collections.armada.apparmor.plugins.module_utils.aaglob import split_values
+
+    m = _VAR_RE.match(st.text.strip())
+    if not m:
+        raise ProfileError("line %d: bad variable assignment %r" % (st.line, st.text))
+    try:
+        values = split_values(m.group(3).strip().rstrip(","))
+    except EscapeError as exc:
+        raise ProfileError("line %d: %s" % (st.line, exc)) from None
+    if m.group(2) == "+=":
+        variables.setdefault(m.group(1), []).extend(values)
+    else:
+        variables[m.group(1)] = values
+
+
+def _split_statements(text: str) -> Iterable[Statement]:
+    """Cut the text into statements with offsets.
+
+    Rules end at an unquoted ``,`` outside ``()``/``{}``/``[]``; a ``{`` followed by blank/EOL/``#``
+    (and not preceded by ``@``) opens a profile block; a ``}`` when no statement is pending closes
+    one; include lines, variable assignments and comments end at the end of their line.
+    """
+    n = len(text)
+    i = 0
+    line = 1
+    start = -1  # start offset of the pending statement
+    start_line = 0
+    in_quote = False
+    depth = 0  # () {} [] nesting inside a statement (globs, conditionals)
+
+    def pending() -> str:
+        return text[start:i] if start >= 0 else ""
+
+    while i < n:
+        c = text[i]
+        if start < 0:
+            if c in " \t\r":
+                i += 1
+                continue
+            if c == "\n":
+                line += 1
+                i += 1
+                continue
+            if c == "}":
+                yield Statement("close", "}", i, i + 1, line)
+                i += 1
+                continue
+            if c == "#" and not _INCLUDE_START.match(text, i):
+                end = text.find("\n", i)
+                end = n if end < 0 else end
+                yield Statement("comment", text[i:end], i, end, line)
+                i = end
+                continue
+            start = i
+            start_line = line
+            in_quote = False
+            depth = 0
+        # inside a statement
+        if c == "\\" and i + 1 < n:
+            if text[i + 1] == "\n":
+                line += 1
+            i += 2
+            continue
+        if c == '"':
+            in_quote = not in_quote
+            i += 1
+            continue
+        if in_quote:
+            if c == "\n":
+                line += 1
+            i += 1
+            continue
+        stmt = pending()
+        head = stmt.lstrip()
+        line_directive = bool(_INCLUDE_START.match(head) or _VAR_START.match(head))
+        if c == "\n":
+            if line_directive:
+                yield _mk(text, start, i, start_line, "include" if "include" in head[:9] else "variable")
+                start = -1
+            line += 1
+            i += 1
+            continue
+        if c == "#" and not line_directive and depth == 0:
+            # comment after a partial statement (multi-line rule): keep it inside the statement text
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        if c in "([" or (c == "{" and not _opens_block(text, i)):
+            depth += 1
+        elif c in ")]" or (c == "}" and depth > 0):
+            depth = max(0, depth - 1)
+        elif c == "{" and depth == 0:
+            yield Statement("header", text[start:i + 1], start, i + 1, start_line)
+            start = -1
+            i += 1
+            continue
+        elif c == "," and depth == 0 and not line_directive:
+            body = text[start:i + 1]
+            kind = "rule"
+            stripped = body.strip()
+            if stripped.startswith("abi ") or stripped.startswith("abi<"):
+                kind = "abi"
+            elif stripped.startswith("alias "):
+                kind = "alias"
+            yield Statement(kind, body, start, i + 1, start_line)
+            start = -1
+            i += 1
+            continue
+        i += 1
+    if start >= 0:
+        stmt = text[start:].strip()
+        head = stmt
+        if _INCLUDE_START.match(head):
+            yield _mk(text, start, n, start_line, "include")
+        elif _VAR_START.match(head):
+            yield _mk(text, start, n, start_line, "variable")
+        elif in_quote:
+            raise ProfileError("line %d: unterminated quote" % start_line)
+        else:
+            raise ProfileError("line %d: statement not terminated by ',': %r" % (start_line, stmt[:80]))
+
+
+def _mk(text: str, start: int, end: int, line: int, kind: str) -> Statement:
+    # trim trailing blanks/CR so the statement covers exactly its text
+    while end > start and text[end - 1] in " \t\r":
+        end -= 1
+    return Statement(kind, text[start:end], start, end, line)
+
+
+def _opens_block(text: str, i: int) -> bool:
+    """A '{' opens a profile block when preceded by blank or ')' and followed by blank/EOL/'#'/'}'."""
+    prev = text[i - 1] if i > 0 else " "
+    nxt = text[i + 1] if i + 1 < len(text) else "\n"
+    return nxt in " \t\r\n#" or (nxt == "}" and prev in " \t)\n")
+
+
+# ---- the functions other engineers call ---------------------------------------------------------
+def get_profile_flags(text: str, profile: Optional[str] = None) -> List[str]:
+    """Header flags of ``profile`` (full name, name or attachment; None: the first profile)."""
+    pf = ProfileFile.parse(text)
+    prof = pf.find(profile)
+    if prof is None:
+        raise ProfileError("profile %r not found" % (profile,))
+    return list(prof.flags)
+
+
+def get_profile_mode(text: str, profile: Optional[str] = None) -> str:
+    """"complain", "kill", "unconfined", "prompt" from the flags, else "enforce"."""
+    for flag in get_profile_flags(text, profile):
+        if flag in KNOWN_MODES:
+            return flag
+    return "enforce"
+
+
+def set_profile_mode(text: str, profile: Optional[str], mode: str) -> str:
+    """Text with the profile's mode set: mode flags (complain, kill, unconfined, prompt, enforce,
+    default_allow) are replaced by ``mode`` (none for "enforce"), other flags kept in order.
+
+    ``profile`` None changes every profile, child profile and hat in the file (as aa-complain
+    does for a file); a named profile changes it and the children/hats nested in it. Unchanged text
+    is returned as is (callers compare to detect "changed").
+    """
+    if mode not in KNOWN_MODES:
+        raise ProfileError("unknown profile mode %r (expected one of %s)" % (mode, ", ".join(KNOWN_MODES)))
+    pf = ProfileFile.parse(text)
+    targets = pf._targets(profile, recursive=True)
+    for name in reversed([p.full_name for p in targets]):
+        prof = pf.find(name)
+        if prof is None:
+            continue
+        flags = [f for f in prof.flags if f not in MODE_FLAGS]
+        if mode != "enforce":
+            flags.append(mode)
+        if flags != prof.flags:
+            pf._splice(prof.header.start, prof.header.end, _with_flags(prof.header.text, flags))
+    return pf.render()
+
+
+def set_profile_flags(text: str, profile: Optional[str], flags: Sequence[str]) -> str:
+    """Text with the named profile's flags replaced by ``flags`` (empty removes flags=())."""
+    pf = ProfileFile.parse(text)
+    pf.set_flags(profile, list(flags))
+    return pf.render()
+
+
+def list_profiles(text: str) -> List[Tuple[str, List[str]]]:
+    """(full name, flags) of every profile, child and hat in the text."""
+    return [(p.full_name, list(p.flags)) for p in ProfileFile.parse(text).all_profiles()]
