@@ -362,10 +362,7 @@ class ProfileFile:
         close_start = prof.close.start
         line_start = self.text.rfind("\n", 0, close_start) + 1
         before_close = self.text[line_start:close_start]
-        if header is not None:
-            block = [indent + header, indent + "}"]
-        else:
-            block = [indent + line for line in lines]
+        block = [indent + header, indent + "}"] if header is not None else [indent + line for line in lines]
         chunk = "\n".join(block) + "\n"
         if before_close.strip() == "":
             # closing brace on its own line: insert full lines before that line
