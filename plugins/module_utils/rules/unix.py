@@ -1,0 +1,169 @@
+"""Unix socket rules: ``unix [access] [type=] [protocol=] [addr=] [label=] [attr=] [opt=] [peer=(addr= label=)],``.
+
+Why field-by-field coverage: aa-logprof has a known bug where ``unix peer=(label=foo)`` is taken to
+cover a unix rule that names a different address. Here every conditional of the covering rule
+(local addr/label/attr/opt, peer addr/label, type, protocol) must cover the same conditional of the
+other rule, and an absent conditional in the *other* rule is only covered by an absent one, so a
+rule restricted to one address never "covers" a rule for another address or for any address.
+
+Abstract addresses (``@name``) come from the log and may hold any byte (including NUL): they are
+escaped AAREs, written with octal escapes when not printable. ``none``/``auto`` are keywords.
+ABI 3.0 (apparmor_parser 3.0.x) knows type, addr and peer=(addr label) only; protocol, attr, opt
+and a local label need ABI 4.0+ (render raises AbiError for 3.0).
+"""
+from typing import Any, Dict, FrozenSet, Optional
+
+from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import (
+    AbiError,
+    aare_covers,
+    aare_fields_dict,
+    escape_literal,
+    event_mask_words,
+    is_access_token,
+    join_conditionals,
+    parse_access,
+    parse_peer_group,
+    parse_single,
+    render_access,
+    render_value,
+    set_covers,
+    split_cond,
+)
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import Rule, RuleParseError, abi_tuple
+
+UNIX_ACCESS = frozenset(("create", "bind", "listen", "accept", "connect", "shutdown", "getattr", "setattr",
+                         "getopt", "setopt", "send", "receive"))
+UNIX_ALIASES = {"r": ("receive", "getattr", "getopt"), "read": ("receive", "getattr", "getopt"),
+                "w": ("create", "connect", "send", "setattr", "setopt"),
+                "write": ("create", "connect", "send", "setattr", "setopt")}
+UNIX_ALIASES["rw"] = tuple(UNIX_ALIASES["r"]) + tuple(UNIX_ALIASES["w"])
+# Permissions implied by a rule without access list that has a peer part (apparmor.d(5)).
+PEER_ACCESS = frozenset(("connect", "send", "receive", "accept"))
+LOCAL_FIELDS = ("addr", "label", "attr", "opt")
+SOCK_TYPES = frozenset(("stream", "dgram", "seqpacket", "rdm", "raw", "packet"))
+
+
+class UnixRule(Rule):
+    """One unix rule. Every field None means "any"; ``access`` None means the implied set."""
+
+    kind = "unix"
+    keywords = ("unix",)
+
+    def __init__(self, access: Optional[FrozenSet[str]] = None, sock_type: Optional[str] = None,
+                 protocol: Optional[str] = None, addr: Optional[str] = None, label: Optional[str] = None,
+                 attr: Optional[str] = None, opt: Optional[str] = None, peer_addr: Optional[str] = None,
+                 peer_label: Optional[str] = None, audit: bool = False, deny: bool = False,
+                 comment: Optional[str] = None) -> None:
+        super().__init__(audit=audit, deny=deny, comment=comment)
+        self.access = frozenset(access) if access else None
+        self.sock_type = sock_type
+        self.protocol = protocol
+        self.addr = addr
+        self.label = label
+        self.attr = attr
+        self.opt = opt
+        self.peer_addr = peer_addr
+        self.peer_label = peer_label
+
+    def has_peer(self) -> bool:
+        """Does the rule restrict the peer (then only peer permissions are implied)?"""
+        return self.peer_addr is not None or self.peer_label is not None
+
+    def effective_access(self) -> FrozenSet[str]:
+        """The permissions the rule grants: its list, or the implied set (apparmor.d(5))."""
+        if self.access is not None:
+            return self.access
+        return PEER_ACCESS if self.has_peer() else UNIX_ACCESS
+
+    @classmethod
+    def parse(cls, text: str) -> "UnixRule":
+        """Parse every unix rule form (access word or list, conditionals, peer group)."""
+        quals, rest, comment = cls.split(text)
+        if not rest or rest[0] != "unix":
+            raise RuleParseError("not a unix rule: %r" % (text,))
+        toks = join_conditionals(rest[1:])
+        access = None
+        if toks and is_access_token(toks[0], UNIX_ALIASES, UNIX_ACCESS):
+            access = parse_access(toks.pop(0), UNIX_ALIASES, UNIX_ACCESS)
+        fields = {}  # type: Dict[str, str]
+        peer = {}  # type: Dict[str, str]
+        for tok in toks:
+            key, value = split_cond(tok)
+            if key == "type" and "sock_type" not in fields:
+                fields["sock_type"] = parse_single(value)
+            elif key in ("protocol",) + LOCAL_FIELDS and key not in fields:
+                fields[key] = parse_single(value)
+            elif key == "peer" and not peer:
+                peer = parse_peer_group(value, ("addr", "label"))
+            else:
+                raise RuleParseError("unexpected %r in unix rule %r" % (tok, text))
+        return cls(access, peer_addr=peer.get("addr"), peer_label=peer.get("label"), audit=quals["audit"],
+                   deny=quals["deny"], comment=comment, **fields)
+
+    @classmethod
+    def from_event(cls, event: Dict[str, Any]) -> Optional["UnixRule"]:
+        """The unix rule for a ``family=unix`` event: denied access, type, addr / peer addr.
+
+        Like the corpus (testcase_unix_01/02): the denied mask is written (not the requested one),
+        the peer label is not written, ``none`` addresses are left out, protocol 0 is left out.
+        A record with a requested mask but nothing denied yields no rule (testcase_unix_no_denied).
+        """
+        if event.get("kind") != "unix":
+            return None
+        req, den, has_mask = event_mask_words(event)
+        if has_mask and req and not den:
+            return None
+        access = None
+        if den:
+            try:
+                access = parse_access("(%s)" % " ".join(den), {}, UNIX_ACCESS)
+            except RuleParseError:
+                return None
+        sock_type = event.get("sock_type")
+        sock_type = sock_type if sock_type in SOCK_TYPES else None
+
+        def address(value: Any) -> Optional[str]:
+            if value in (None, "", "none"):
+                return None
+            return "auto" if value == "auto" else escape_literal(str(value))
+
+        return cls(access, sock_type=sock_type, addr=address(event.get("addr")),
+                   peer_addr=address(event.get("peer_addr")))
+
+    def render_body(self, abi: str = "3.0") -> str:
+        """``unix (accept, send) type=stream addr=@x peer=(addr=@y label=L)``."""
+        if abi_tuple(abi) < (4, 0):
+            for key in ("protocol", "attr", "opt", "label"):
+                if getattr(self, key) is not None:
+                    raise AbiError("unix %s= needs ABI 4.0 or later" % key)
+        out = "unix" + render_access(self.access, parens_always=True)
+        if self.sock_type is not None:
+            out += " type=" + render_value(self.sock_type)
+        if self.protocol is not None:
+            out += " protocol=" + render_value(self.protocol)
+        for key in LOCAL_FIELDS:
+            value = getattr(self, key)
+            if value is not None:
+                out += " %s=%s" % (key, render_value(value))
+        peer = []
+        if self.peer_addr is not None:
+            peer.append("addr=" + render_value(self.peer_addr))
+        if self.peer_label is not None:
+            peer.append("label=" + render_value(self.peer_label))
+        if peer:
+            out += " peer=(%s)" % " ".join(peer)
+        return out
+
+    def covers(self, other: Rule, variables: Optional[Dict[str, Any]] = None) -> bool:
+        """Effective access subset and every conditional covered (see module doc)."""
+        if not isinstance(other, UnixRule) or not self.covers_qualifiers(other):
+            return False
+        if not set_covers(self.effective_access(), other.effective_access()):
+            return False
+        return all(aare_covers(getattr(self, key), getattr(other, key), variables)
+                   for key in ("sock_type", "protocol") + LOCAL_FIELDS + ("peer_addr", "peer_label"))
+
+    def _fields(self) -> Dict[str, Any]:
+        return aare_fields_dict(access=self.access, sock_type=self.sock_type, protocol=self.protocol,
+                                addr=self.addr, label=self.label, attr=self.attr, opt=self.opt,
+                                peer_addr=self.peer_addr, peer_label=self.peer_label)
