@@ -70,6 +70,10 @@ class MountRule(Rule):
     kind = "mount"
     keywords = ("mount",)
     has_source = True
+    # Event kinds this class writes. A remount event (operation=remount, or a mount record whose
+    # flags hold ``remount``) is written as ``mount options=(remount, ...) -> /mnt/`` exactly as the
+    # corpus does (testcase_remount_01, testcase_mount_02), so RemountRule claims none.
+    event_kinds = ("mount", "remount")
 
     def __init__(self, fstype: Optional[Cond] = None, options: Optional[List[Cond]] = None,
                  source: Optional[str] = None, mountpoint: Optional[str] = None, audit: bool = False,
@@ -119,16 +123,19 @@ class MountRule(Rule):
     @classmethod
     def from_event(cls, event: Dict[str, Any]) -> Optional["MountRule"]:
         """The rule a mount/remount/umount event needs (see module doc)."""
-        if event.get("kind") != cls.kind:
+        kind = event.get("kind")
+        if kind not in cls.event_kinds:
             return None
         fstype = None
         if event.get("fstype"):
             fstype = ("=", frozenset((escape_literal(str(event["fstype"])),)))
         options = []  # type: List[Cond]
         flags = [f.strip() for f in str(event.get("flags") or "").split(",") if f.strip()]
+        if any(f not in MOUNT_FLAGS for f in flags):
+            return None
+        if kind == "remount" and "remount" not in flags:
+            flags.append("remount")
         if flags:
-            if any(f not in MOUNT_FLAGS for f in flags):
-                return None
             options.append(("=", frozenset(flags)))
         source = None
         if cls.has_source and event.get("srcname"):
@@ -184,6 +191,7 @@ class RemountRule(MountRule):
     kind = "remount"
     keywords = ("remount",)
     has_source = False
+    event_kinds = ()  # type: Tuple[str, ...]
 
 
 class UmountRule(MountRule):
@@ -192,3 +200,4 @@ class UmountRule(MountRule):
     kind = "umount"
     keywords = ("umount", "unmount")
     has_source = False
+    event_kinds = ("umount",)
