@@ -430,6 +430,9 @@ def _fingerprint_stream(fh, offset: int) -> Optional[Tuple[str, str]]:
 def _matches(cand: _Cand, entry: Dict[str, Any]) -> bool:
     """True when ``cand`` holds, at ``entry["offset"]``, the very bytes the entry was taken over."""
     offset = int(entry.get("offset", 0))
+    if cand.gz and entry.get("compressed") and (cand.st.st_ino, cand.st.st_size, cand.st.st_mtime_ns) == (
+            entry.get("ino"), entry.get("size"), entry.get("mtime_ns")):
+        return True  # a compressed rotation never changes; renaming keeps inode, size and mtime
     try:
         if not cand.gz:
             if cand.st.st_size < offset:
@@ -447,7 +450,8 @@ def _entry(cand: _Cand, offset: int) -> Dict[str, Any]:
     fp = _fingerprint_plain(cand.stream(), offset) if not cand.gz else _fingerprint_stream(cand.stream(), offset)
     head, tail = fp if fp else ("", "")
     return {"ino": cand.st.st_ino, "dev": cand.st.st_dev, "offset": offset, "head": head, "tail": tail,
-            "mtime": int(cand.st.st_mtime), "name": os.path.basename(cand.path), "compressed": cand.gz}
+            "mtime_ns": cand.st.st_mtime_ns, "size": cand.st.st_size, "name": os.path.basename(cand.path),
+            "compressed": cand.gz}
 
 
 def _read_from(cand: _Cand, start: int, sink: Sink, final: bool) -> Tuple[int, int]:
@@ -518,6 +522,23 @@ def read_file(src_path: str, state: Optional[Dict[str, Any]], sink: Sink,
             c.close()
 
 
+def _find_secondary(cands: List[_Cand], sec: Dict[str, Any], taken) -> Optional[int]:
+    """Index of the file an older entry (a rotation that may still get late writes) is in now.
+
+    By inode among plain files first; if it was compressed since, by content among ``.gz``.
+    """
+    for i, c in enumerate(cands):
+        if i not in taken and not c.gz and c.st.st_ino == sec.get("ino"):
+            if _matches(c, sec):
+                return i
+            break  # inode number reused by another file: look for the content instead
+    if int(sec.get("offset", 0)) > 0:
+        for i, c in enumerate(cands):
+            if i not in taken and c.gz and _matches(c, sec):
+                return i
+    return None
+
+
 def _plan(cands: List[_Cand], entries: List[Dict[str, Any]], include_rotated: bool,
           info: Dict[str, Any]) -> Dict[int, int]:
     """Which candidates to read and from which offset: {index: start offset}."""
@@ -527,6 +548,18 @@ def _plan(cands: List[_Cand], entries: List[Dict[str, Any]], include_rotated: bo
             return {i: 0 for i in range(len(cands))}
         return {len(cands) - 1: 0}
     primary, secondaries = entries[0], entries[1:]
+    since = int(primary.get("mtime_ns", 0))
+    if int(primary.get("offset", 0)) == 0:
+        # Nothing had been read: no bytes to recognise the file by. Everything written since the
+        # position was taken is new, and the kernel stamps every write, so read the files
+        # modified since (this also catches a copy-and-truncate of the empty file).
+        starts = {i: 0 for i, c in enumerate(cands)
+                  if c.st.st_mtime_ns >= since or (not c.gz and c.st.st_ino == primary.get("ino"))}
+        for sec in secondaries:
+            i = _find_secondary(cands, sec, ())
+            if i is not None:
+                starts[i] = int(sec["offset"])
+        return starts
     found = None
     same_inode = None
     if not primary.get("compressed"):
@@ -537,7 +570,7 @@ def _plan(cands: List[_Cand], entries: List[Dict[str, Any]], include_rotated: bo
                 if _matches(c, primary):
                     found = i
                 break
-    if found is None and int(primary.get("offset", 0)) > 0:
+    if found is None:
         for i in range(len(cands) - 1, -1, -1):
             if i != same_inode and _matches(cands[i], primary):
                 found = i
@@ -552,21 +585,20 @@ def _plan(cands: List[_Cand], entries: List[Dict[str, Any]], include_rotated: bo
             % cands[same_inode].path
         )
     for sec in secondaries:
-        for i, c in enumerate(cands):
-            if i not in starts and not c.gz and c.st.st_ino == sec.get("ino") and _matches(c, sec):
-                starts[i] = int(sec["offset"])
+        i = _find_secondary(cands, sec, starts)
+        if i is not None:
+            starts[i] = int(sec["offset"])
     if starts:
         for i in range(min(starts) + 1, len(cands)):
             starts.setdefault(i, 0)
         return starts
-    since = int(primary.get("mtime", 0))
     info["cursor_lost"] = True
     info["restarted"] = True
     info["notes"].append(
         "the remembered position was not found in any rotation (rotated away?): reading the files "
         "changed since then from the start; records may have been missed"
     )
-    return {i: 0 for i, c in enumerate(cands) if int(c.st.st_mtime) >= since}
+    return {i: 0 for i, c in enumerate(cands) if c.st.st_mtime_ns >= since}
 
 
 def _read_cands(src_path: str, cands: List[_Cand], state: Optional[Dict[str, Any]], sink: Sink,
@@ -596,15 +628,20 @@ def _read_cands(src_path: str, cands: List[_Cand], state: Optional[Dict[str, Any
         read.append((c, end))
     if not read:
         return state, info
-    plain = [(c, end) for c, end in read if not c.gz]
-    keep = plain[-2:] if plain else read[-1:]
+    # Remember the newest files read: the live one, and the previous one(s) because a writer
+    # that has not reopened yet may still append to a renamed file. Empty files carry no bytes to
+    # recognise them by, so they do not count towards the two kept with content.
     new_entries = []
-    for c, end in reversed(keep):
+    with_content = 0
+    for c, end in reversed(read):
         try:
             c.st = os.fstat(c.fh.fileno())
             new_entries.append(_entry(c, end))
         except (OSError, EOFError, zlib.error):
             continue
+        with_content += 1 if end > 0 else 0
+        if with_content >= 2 or len(new_entries) >= 8:
+            break
     if not new_entries:
         return state, info
     return {"kind": "file", "path": src_path, "files": new_entries}, info
