@@ -33,7 +33,7 @@ AARE_SPECIALS = "*?[]{}^\\"
 # Characters a value may carry without quotes. Deliberately small: no blank, quote, comma, '#',
 # '(', ')', '=', '!' or backslash, so a bare value can never end the rule, open a comment or be
 # read as a different conditional.
-_BARE_OK = re.compile(r"^[A-Za-z0-9_./:@+~%*?\[\]{}^-]+$")
+_BARE_OK = re.compile(r"[A-Za-z0-9_./:@+~%*?\[\]{}^-]+")
 _OCTAL = re.compile(r"[0-3][0-7][0-7]")
 
 
@@ -78,7 +78,7 @@ def render_value(aare: str) -> str:
     """Write an AARE as a rule token: bare when harmless, else quoted with escapes (see module doc)."""
     if not isinstance(aare, str) or aare == "":
         raise RuleParseError("empty value cannot be rendered")
-    if _BARE_OK.match(aare) and not aare.startswith("-"):
+    if _BARE_OK.fullmatch(aare) and not aare.startswith("-"):
         return aare
     out = ['"']
     i = 0
@@ -251,7 +251,7 @@ def join_conditionals(tokens: Sequence[str]) -> List[str]:
 
 
 def _is_key(word: str) -> bool:
-    return bool(re.match(r"^[a-z_]+$", word))
+    return bool(re.fullmatch(r"[a-z_]+", word))
 
 
 def split_cond(token: str) -> Tuple[Optional[str], str]:
