@@ -15,6 +15,7 @@ _PKG = "ansible_collections.armada.apparmor.plugins.module_utils.rules."
 # read as a file rule), file rules last because their can_parse is the most permissive.
 _KIND_MODULES = [
     ("include", "IncludeRule"),
+    ("include", "VariableRule"),
     ("capability", "CapabilityRule"),
     ("network", "NetworkRule"),
     ("unix", "UnixRule"),
@@ -29,7 +30,7 @@ _KIND_MODULES = [
     ("userns", "UsernsRule"),
     ("io_uring", "IoUringRule"),
     ("mqueue", "MqueueRule"),
-    ("file", "ExecRule"),
+    ("file", "LinkRule"),
     ("file", "FileRule"),
 ]
 
