@@ -52,7 +52,10 @@ _ROT_NUM = re.compile(r"^\.(\d+)(\.gz)?$")
 _ROT_DATE = re.compile(r"^-(\d{8}(?:\d{2,6})?)(\.gz)?$")
 _DMESG_TS = re.compile(rb"^\[\s*(\d+)\.(\d+)\]")
 #: A syslog line written by a dbus daemon (program tag), used when a file is read for dbus only.
-_DBUS_LINE = re.compile(rb"^[^\n]*?\b(?:dbus-daemon|dbus-broker(?:-launch)?)(?:\[\d+\])?: [^\n]*\n", re.M)
+#: BSD ("Nov 25 10:00:01 host tag[pid]: ") or ISO ("2024-01-01T10:00:01+01:00 host tag[pid]: ") timestamp.
+_DBUS_LINE = re.compile(
+    rb"^[^\s\n]+(?:[ \t]+\d+[ \t]+\d\d:\d\d:\d\d)?[ \t]+[^\s\n]+[ \t]+"
+    rb"(?:dbus-daemon|dbus-broker(?:-launch)?)(?:\[\d+\])?: [^\n]*\n", re.M)
 
 
 class Source:
