@@ -12,7 +12,8 @@ Conventions (checked against apparmor_parser 3.0.8 with ``--dump rule-exprs``):
   name from an event becomes an AARE with :func:`escape_literal`. ``@{VAR}`` in an AARE is a
   variable reference (a literal ``@{`` is written ``@\\{`` so the parser does not expand it).
 * :func:`render_value` writes an AARE bare when it only holds harmless characters, else inside
-  double quotes where ``"`` is ``\\"`` and every non-printable character (newline, tab, DEL,
+  double quotes where ``"`` is ``\\042``, a literal backslash ``\\134`` (the parser's lexer would
+  read ``\\"`` as an escaped quote) and every non-printable character (newline, tab, DEL,
   U+2028, lone surrogates...) is written as octal escapes of its UTF-8 bytes, so a rendered rule is
   always one printable line.
 * :func:`parse_value` is the exact inverse: quoted or bare token -> AARE.
@@ -87,6 +88,13 @@ def render_value(aare: str) -> str:
         ch = aare[i]
         if ch == "\\":
             nxt = aare[i + 1] if i + 1 < n else ""
+            if nxt == "\\":
+                # literal backslash: octal, never ``\\``. apparmor_parser's lexer reads ``\\"`` as an
+                # escaped quote (flex longest match), so ``"a\\" name="x"`` would swallow the next
+                # conditional; ``\134`` is read back as an escaped (literal) backslash.
+                out.append("\\134")
+                i += 2
+                continue
             if nxt and nxt in AARE_SPECIALS:
                 out.append("\\" + nxt)
                 i += 2
@@ -95,7 +103,7 @@ def render_value(aare: str) -> str:
             i += 1
             continue
         if ch == '"':
-            out.append('\\"')
+            out.append("\\042")  # octal, for the same lexer reason as the backslash
         elif not ch.isprintable():
             out.append(_octal(ch))
         else:

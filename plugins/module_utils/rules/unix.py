@@ -43,6 +43,11 @@ LOCAL_FIELDS = ("addr", "label", "attr", "opt")
 SOCK_TYPES = frozenset(("stream", "dgram", "seqpacket", "rdm", "raw", "packet"))
 
 
+def _valid_addr(aare: str) -> bool:
+    """What apparmor_parser accepts as addr=: an abstract ``@name`` (or variable), ``none``, ``auto``."""
+    return aare.startswith("@") or aare in ("none", "auto")
+
+
 class UnixRule(Rule):
     """One unix rule. Every field None means "any"; ``access`` None means the implied set."""
 
@@ -97,6 +102,10 @@ class UnixRule(Rule):
                 peer = parse_peer_group(value, ("addr", "label"))
             else:
                 raise RuleParseError("unexpected %r in unix rule %r" % (tok, text))
+        for value in (fields.get("addr"), peer.get("addr")):
+            if value is not None and not _valid_addr(value):
+                raise RuleParseError("unix addr must be @abstract, none or auto (apparmor_parser rejects %r)"
+                                     % (value,))
         return cls(access, peer_addr=peer.get("addr"), peer_label=peer.get("label"), audit=quals["audit"],
                    deny=quals["deny"], comment=comment, **fields)
 
@@ -122,13 +131,18 @@ class UnixRule(Rule):
         sock_type = event.get("sock_type")
         sock_type = sock_type if sock_type in SOCK_TYPES else None
 
-        def address(value: Any) -> Optional[str]:
-            if value in (None, "", "none"):
+        addrs = []
+        for value in (event.get("addr"), event.get("peer_addr")):
+            if value in (None, "", "none", "?"):
+                addrs.append(None)
+            elif str(value).startswith("@"):
+                addrs.append(escape_literal(str(value)))
+            else:
+                # A filesystem socket: mediated by file rules, and a unix rule cannot name it
+                # (apparmor_parser: "invalid value for addr"). Omitting the address would widen
+                # the rule to every socket, so no unix rule is written.
                 return None
-            return "auto" if value == "auto" else escape_literal(str(value))
-
-        return cls(access, sock_type=sock_type, addr=address(event.get("addr")),
-                   peer_addr=address(event.get("peer_addr")))
+        return cls(access, sock_type=sock_type, addr=addrs[0], peer_addr=addrs[1])
 
     def render_body(self, abi: str = "3.0") -> str:
         """``unix (accept, send) type=stream addr=@x peer=(addr=@y label=L)``."""

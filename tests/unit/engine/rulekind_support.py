@@ -1,0 +1,89 @@
+"""Shared helpers for the rule-kind tests (test_rule_<kind>.py): the real apparmor_parser, the corpus
+read through the real log reader, and the hostile-name alphabet.
+
+Nothing here decides an expected value: expectations in the tests come from apparmor.d(5), from the
+corpus ``.profile`` text, or from reasoning written next to each assertion.
+"""
+import os
+import shutil
+import subprocess
+import tempfile
+from typing import Dict, List, Tuple
+
+from hypothesis import strategies as st
+
+from ansible_collections.armada.apparmor.plugins.module_utils import logparse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+# The lab kernel's features (tests/fixtures/lab-features.abi) when present, else the 3.0 ABI file
+# the apparmor package ships; compile checks never use the parser's built-in defaults.
+FEATURES = next((p for p in (os.path.join(ROOT, "tests", "fixtures", "lab-features.abi"), "/etc/apparmor.d/abi/3.0")
+                 if os.path.exists(p)), None)
+PARSER = shutil.which("apparmor_parser") or ("/sbin/apparmor_parser" if os.path.exists("/sbin/apparmor_parser")
+                                             else None)
+PARSER_MISSING = "apparmor_parser is not installed (Debian: apt install apparmor); compile checks need it"
+EXAMPLES = int(os.environ.get("ARMADA_FUZZ_EXAMPLES", "60"))
+
+# Hostile characters named by the issue, plus blanks, parentheses, '=', line separators Python's
+# splitlines() honours, NUL, DEL, a lone surrogate (an undecodable log byte) and non-ASCII letters.
+HOSTILE = list(',{}[]"#\n\\@*?!^') + [" ", "\t", "(", ")", "=", "-", ">", "/", "\r", "\x00", "\x7f", "\u2028",
+                                     "\x85", "\udcff", "é", "ß", "日", "\U0001f600", "a", "Z", "0", ".", ":", "$"]
+hostile_text = st.one_of(
+    st.text(alphabet=st.sampled_from(HOSTILE), min_size=1, max_size=24),
+    st.text(alphabet=st.characters(), min_size=1, max_size=12),
+)
+
+
+def compile_rules(lines: List[str], abi: str = "3.0") -> Tuple[bool, str]:
+    """Compile one profile holding ``lines`` with ``apparmor_parser -QK`` (never loads)."""
+    assert PARSER, PARSER_MISSING
+    body = "abi <abi/%s>,\nprofile armada_rule_test {\n%s\n}\n" % (abi, "\n".join("  " + ln for ln in lines))
+    fd, path = tempfile.mkstemp(prefix="armada-rule-", suffix=".profile")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(body.encode("utf-8", "surrogateescape"))
+        cmd = [PARSER, "-QK"]
+        if FEATURES:
+            cmd += ["-M", FEATURES]
+        res = subprocess.run(cmd + [path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        return res.returncode == 0, res.stderr.decode("utf-8", "replace") + "\n--- profile:\n" + body
+    finally:
+        os.unlink(path)
+
+
+def corpus_dir() -> str:
+    """Same rule as tests/conftest.py: $ARMADA_CORPUS else ../shared/corpus/test_multi."""
+    path = os.environ.get("ARMADA_CORPUS") or os.path.join(os.path.dirname(ROOT), "shared", "corpus", "test_multi")
+    if not os.path.isdir(path):
+        raise RuntimeError("corpus not found at %s: set ARMADA_CORPUS" % path)
+    return path
+
+
+def corpus_case(name: str) -> Tuple[List[Dict], List[str]]:
+    """(events read by the real LogReader line parser, rule lines of the case's ``.profile``)."""
+    base = os.path.join(corpus_dir(), name)
+    with open(base + ".in", "rb") as fh:
+        data = fh.read()
+    # one corpus record is split over two lines (testcase_dbus_09): join continuation lines
+    data = data.replace(b"\n                  ", b" ")
+    events = []
+    for line in data.splitlines():
+        if line.strip():
+            parsed = logparse.parse_line(line)
+            if parsed["event"] is not None:
+                events.append(parsed["event"])
+    rules = []  # type: List[str]
+    if os.path.exists(base + ".profile"):
+        with open(base + ".profile", encoding="utf-8") as fh:
+            for raw in fh:
+                line = raw.strip()
+                if not line or line.startswith(("#", "abi ", "include ", "}", "profile ", "^")) or line.endswith("{"):
+                    continue
+                rules.append(line)
+    return events, rules
+
+
+def one_line(text: str) -> bool:
+    """A rendered rule must be exactly one printable line for every line splitter."""
+    return len(text.splitlines()) == 1 and text.isprintable()
