@@ -20,6 +20,8 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
 from ansible_collections.armada.apparmor.plugins.module_utils import events as events_model
 from ansible_collections.armada.apparmor.plugins.module_utils import rules as rules_registry
+from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import EscapeError, escape_glob
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.file import FileRule
 
 # ---------------------------------------------------------------------------------------------
 # Schema
@@ -581,6 +583,19 @@ def _pending(event: Dict[str, Any], reason: str, label: str) -> Dict[str, Any]:
     return item
 
 
+def _include_rule(name: str) -> Any:
+    """``include <name>`` as a Rule of the include kind (validated name: no quoting issues possible)."""
+    return rules_registry.parse_rule("include <%s>" % name)
+
+
+def _no_w_and_a(perms: Iterable[str]) -> frozenset:
+    """``w`` already grants append; apparmor_parser rejects ``w`` and ``a`` together."""
+    out = set(perms)
+    if "w" in out:
+        out.discard("a")
+    return frozenset(out)
+
+
 def _rule_for(event: Dict[str, Any], answer: Optional[Answer], deny: bool, exec_mode: Optional[str],
               exec_target: Optional[str]) -> Any:
     """The Rule an allow/deny decision writes for one event (docs/answers.md, "What is written").
@@ -589,8 +604,9 @@ def _rule_for(event: Dict[str, Any], answer: Optional[Answer], deny: bool, exec_
     glob does not cover the event (reported as a per-event error).
     """
     kind = event.get("kind")
-    if answer is not None and answer.include:
-        return rules_registry.include_rule(answer.include)
+    if answer is not None and answer.include and not deny:
+        return _include_rule(answer.include)
+    audit = bool(answer.audit) if answer is not None else False
     if kind in PATH_KINDS:
         path = event.get("path")
         if not isinstance(path, str) or not path:
@@ -602,33 +618,47 @@ def _rule_for(event: Dict[str, Any], answer: Optional[Answer], deny: bool, exec_
             pattern = answer.glob
         elif deny and answer is not None and isinstance(answer.match.get("path"), str):
             pattern = answer.match["path"]
-        mask = event.get("mask") or {}
-        requested = mask.get("requested") or mask.get("denied") or ""
+        if pattern is None:
+            try:
+                pattern = escape_glob(path)
+            except EscapeError:
+                return None
         if kind == "exec":
             owner = bool(answer.owner) if answer is not None and answer.owner is not None else False
             if deny:
-                perms, mode, target = "x", None, None
-            else:
-                perms = "mr" if exec_mode and "i" in exec_mode else ""
-                mode, target = exec_mode, exec_target
-        else:
-            owner = answer.owner if answer is not None and answer.owner is not None else bool(event.get("owner"))
-            perms, mode, target = "".join(c for c in requested if c in "rwaklmx"), None, None
-            if "x" in perms:  # a file event asking for exec: the mode decides, not a bare x
-                perms = perms.replace("x", "")
-            if "w" in perms and "a" in perms:
-                perms = perms.replace("a", "")
-        rule = rules_registry.file_rule(path=pattern, literal=path if pattern is None else None, perms=perms,
-                                        exec_mode=mode, exec_target=target, owner=owner,
-                                        audit=bool(answer.audit) if answer is not None else False, deny=deny)
-        return rule
+                return FileRule(pattern, frozenset(), "x", None, owner=owner, audit=audit, deny=True)
+            perms = frozenset("mr") if exec_mode and "i" in exec_mode else frozenset()
+            return FileRule(pattern, perms, exec_mode, exec_target, owner=owner, audit=audit)
+        base = FileRule.from_event(event)
+        if base is None:
+            return None
+        owner = answer.owner if answer is not None and answer.owner is not None else base.owner
+        return FileRule(pattern, _no_w_and_a(base.perms or ()), None, None, owner=bool(owner), audit=audit,
+                        deny=deny)
     rule = rules_registry.rule_from_event(event)
     if rule is None:
         return None
     rule.deny = deny
-    if answer is not None and answer.audit:
+    if audit:
         rule.audit = True
     return rule
+
+
+def _merge_key(rule: Any) -> Tuple[Any, ...]:
+    """Rules with the same key fold into one: file rules per (side, qualifiers, path), others by equality."""
+    if isinstance(rule, FileRule) and rule.path is not None:
+        return ("file", rule.deny, rule.audit, rule.owner, rule.path)
+    return ("rule", rule)
+
+
+def _merge_file(a: Any, b: Any) -> Optional[Any]:
+    """Union of two file rules with the same key, or None when their exec parts differ (kept apart)."""
+    if a.exec_mode and b.exec_mode and (a.exec_mode != b.exec_mode or a.target != b.target):
+        return None
+    mode = a.exec_mode or b.exec_mode
+    target = a.target if a.exec_mode else b.target
+    perms = _no_w_and_a(set(a.perms or ()) | set(b.perms or ()))
+    return FileRule(a.path, perms, mode, target, owner=a.owner, audit=a.audit, deny=a.deny)
 
 
 def _as_events(events: Any) -> List[Dict[str, Any]]:
@@ -788,8 +818,15 @@ class _Builder:
 
     def add(self, rule: Any, event: Dict[str, Any], hosts: Dict[str, int], answer: Optional[Answer]) -> Optional[str]:
         """Add one decided rule; returns a reason string when the ABI cannot express it."""
-        key = rules_registry.merge_key(rule)
+        key = _merge_key(rule)
         item = self.items.get(key)
+        if item is not None and key[0] == "file":
+            merged = _merge_file(item["rule"], rule)
+            if merged is None:  # same path, different exec transition: a separate rule
+                key = key + (rule.exec_mode, rule.target)
+                item = self.items.get(key)
+            else:
+                rule = merged
         if item is None:
             try:
                 rule.render(self.abi)
@@ -798,7 +835,7 @@ class _Builder:
             item = {"rule": rule, "events": [], "hosts": set(), "answers": []}
             self.items[key] = item
         else:
-            item["rule"] = rules_registry.merge_rules(item["rule"], rule)
+            item["rule"] = rule if key[0] == "file" else item["rule"]
         if event.get("id") not in item["events"]:
             item["events"].append(event.get("id"))
         item["hosts"].update(hosts)
