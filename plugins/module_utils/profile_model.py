@@ -200,6 +200,8 @@ class ProfileFile:
         self.includes = []  # type: List[Include]
         self.variables = {}  # type: Dict[str, List[str]]
         self.preamble = []  # type: List[Statement]
+        # Rules outside any profile: the body of an abstraction / include file.
+        self.toplevel_rules = []  # type: List[ProfileRule]
 
     # ---- parsing -------------------------------------------------------------------------------
     @classmethod
@@ -244,15 +246,13 @@ class ProfileFile:
             elif st.kind == "variable":
                 _apply_variable(current.variables if current else pf.variables, st)
             elif st.kind == "rule":
-                if current is None:
-                    # rules outside any profile are not valid AppArmor; keep them in the preamble
-                    continue
                 try:
                     rule = parse_rule(st.text)  # type: Optional[Rule]
                     err = None  # type: Optional[str]
                 except (RuleParseError, EscapeError, ValueError) as exc:
                     rule, err = None, str(exc)
-                current.rules.append(ProfileRule(rule, st, err))
+                # rules outside any profile are the body of an abstraction (include file)
+                (current.rules if current else pf.toplevel_rules).append(ProfileRule(rule, st, err))
         if stack:
             raise ProfileError("profile %r is not closed (missing '}')" % stack[-1].full_name)
         return pf
