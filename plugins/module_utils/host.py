@@ -226,7 +226,13 @@ def validate_many(paths: Sequence[str], parser: str, apparmor_d: str = APPARMOR_
 
 def profile_names(path: str, parser: str, apparmor_d: str = APPARMOR_D) -> List[str]:
     """Names of the profiles a file defines (``-N``), top-level and children ('a//b')."""
-    rc, out, err = run_parser(["-N"] + base_args(apparmor_d) + [path], parser)
+    # read through stdin: given a path, the parser silently skips a file that has a disable/ link
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise HostError("cannot read %s: %s" % (path, exc)) from exc
+    rc, out, err = run_parser(["-N"] + base_args(apparmor_d), parser, stdin=data)
     if rc != 0:
         raise HostError(err or "apparmor_parser -N failed on %s" % path)
     return [line for line in out.decode("utf-8", "surrogateescape").splitlines() if line]
@@ -292,7 +298,16 @@ def _kernel_op(flag: str, path: str, parser: str, kernel: Dict[str, Any], apparm
     action = "load" if flag == "-r" else "unload"
     if not kernel.get("enabled"):
         return {"action": action, "path": path, "skipped": True, "reason": kernel.get("reason", "")}
-    rc, _out, err = run_parser([flag, "-K"] + base_args(apparmor_d) + [path], parser)
+    if flag == "-R":
+        # through stdin: given a path, the parser skips a file with a disable/ link and would unload nothing
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            raise HostError("cannot read %s: %s" % (path, exc)) from exc
+        rc, _out, err = run_parser([flag, "-K"] + base_args(apparmor_d), parser, stdin=data)
+    else:
+        rc, _out, err = run_parser([flag, "-K"] + base_args(apparmor_d) + [path], parser)
     if rc != 0:
         if flag == "-R" and "not found" in err.lower():
             return {"action": action, "path": path, "skipped": True, "reason": "not loaded"}

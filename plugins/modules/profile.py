@@ -58,8 +58,9 @@ options:
   mode:
     description:
       - The mode written into the file. V(enforce) removes mode flags and the C(disable/) and C(force-complain/)
-        links; V(complain), V(audit), V(kill) and V(unconfined) set the flag; V(disabled) creates the
-        C(disable/) link and unloads the profile.
+        links; V(complain), V(kill) and V(unconfined) set that flag; V(audit) is enforce with the C(audit) flag
+        (every access logged). Modes are exclusive - setting one removes the others' flags, C(audit) included.
+      - V(disabled) keeps the flags, creates the C(disable/) link and unloads the profile.
       - Omitted, the file's own flags are kept.
     type: str
     choices: [enforce, complain, audit, kill, unconfined, disabled]
@@ -118,8 +119,8 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-path:
-  description: The profile file.
+file:
+  description: The profile file (not C(path), which Ansible would decorate with file attributes).
   returned: always
   type: str
   sample: /etc/apparmor.d/usr.sbin.nginx
@@ -176,9 +177,17 @@ def _mode_of(text, name, disabled, forced):
 
 
 def _set_mode(text, name, mode):
+    """Write ``mode`` into the header flags; modes are exclusive, so 'audit' (enforce with every access
+    audited) is dropped by the other modes and replaces a mode flag itself."""
     from ansible_collections.armada.apparmor.plugins.module_utils import profile_model
 
-    return profile_model.set_profile_mode(text, name, mode)
+    text = profile_model.set_profile_mode(text, name, "enforce" if mode == "audit" else mode)
+    flags = profile_model.get_profile_flags(text, name)
+    if mode == "audit" and "audit" not in flags:
+        text = profile_model.set_profile_flags(text, name, list(flags) + ["audit"])
+    elif mode != "audit" and "audit" in flags:
+        text = profile_model.set_profile_flags(text, name, [f for f in flags if f != "audit"])
+    return text
 
 
 def _flags(text, name):
@@ -226,7 +235,7 @@ class Runner:
             rel = self.resolve()
             self.rel = rel
             self.full = os.path.join(self.ad, rel)
-            self.result["path"] = self.full
+            self.result["file"] = self.full
             self.disable_link = os.path.join(self.ad, "disable", rel)
             self.fc_link = os.path.join(self.ad, "force-complain", rel)
             old = fileops.read_bytes(self.full)
@@ -251,6 +260,7 @@ class Runner:
             self.fail("profile file %s does not exist: give content or src" % self.full)
         else:
             new_text = self.old_text
+        self.refuse_stub_switch()
         old_disabled = os.path.lexists(self.disable_link)
         old_forced = os.path.lexists(self.fc_link)
         try:
@@ -277,11 +287,6 @@ class Runner:
         mode = p["mode"]
         want_disabled, want_forced = old_disabled, old_forced
         if mode is not None:
-            for name in ref_names:
-                stub = [f for f in _flags(self.old_text, name) if f in host.STUB_FLAGS]
-                if stub and mode != host.mode_from_flags(_flags(self.old_text, name)) and not p["force"]:
-                    self.fail("refusing to switch %s from %s to %s: profiles shipped as unconfined stubs break systems "
-                              "when enforced; set force: true to do it anyway" % (name, ",".join(stub), mode))
             if mode == "disabled":
                 want_disabled = True
             else:
@@ -331,6 +336,26 @@ class Runner:
                     fileops.atomic_write(self.full, old_bytes)
             self.set_links(old_disabled, old_forced)
             self.fail("loading %s failed; the previous file was put back: %s" % (self.full, exc))
+
+    def refuse_stub_switch(self):
+        """Fail before anything else when the existing file declares an unconfined/prompt/default_allow stub
+        and the task would switch its mode (checked on the text: Debian 12's parser rejects those flags)."""
+        from ansible_collections.armada.apparmor.plugins.module_utils import profile_model
+
+        mode = self.p["mode"]
+        if mode is None or self.old_text is None or self.p["force"]:
+            return
+        try:
+            profiles = profile_model.list_profiles(self.old_text)
+        except ValueError:
+            return
+        for full_name, flags in profiles:
+            if "//" in full_name or (self.p["name"] and self.p["name"] != full_name):
+                continue
+            stub = [f for f in flags if f in host.STUB_FLAGS]
+            if stub and mode != host.mode_from_flags(flags):
+                self.fail("refusing to switch %s from %s to %s: profiles shipped as unconfined stubs break systems "
+                          "when enforced; set force: true to do it anyway" % (full_name, ",".join(stub), mode))
 
     def kernel_plan(self, new_text, names, want_disabled, want_forced, files_changed):
         """Kernel operations needed so the loaded state matches the file (empty when it already does)."""
