@@ -46,7 +46,7 @@ def compile_rules(lines: List[str], abi: str = "3.0") -> Tuple[bool, str]:
         cmd = [PARSER, "-QK"]
         if FEATURES:
             cmd += ["-M", FEATURES]
-        res = subprocess.run(cmd + [path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        res = subprocess.run(cmd + [path], capture_output=True, timeout=60)
         return res.returncode == 0, res.stderr.decode("utf-8", "replace") + "\n--- profile:\n" + body
     finally:
         os.unlink(path)

@@ -5,12 +5,6 @@ import os
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from ansible_collections.armada.apparmor.plugins.module_utils import logparse
-from ansible_collections.armada.apparmor.plugins.module_utils.rules import parse_rule, rule_from_event
-from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import unescape_aare
-from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import RuleParseError
-from ansible_collections.armada.apparmor.plugins.module_utils.rules.dbus import DbusRule
 from rulekind_support import (
     EXAMPLES,
     PARSER,
@@ -21,6 +15,12 @@ from rulekind_support import (
     hostile_text,
     one_line,
 )
+
+from ansible_collections.armada.apparmor.plugins.module_utils import logparse
+from ansible_collections.armada.apparmor.plugins.module_utils.rules import parse_rule, rule_from_event
+from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import unescape_aare
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import RuleParseError
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.dbus import DbusRule
 
 MAN_EXAMPLES = [
     ("dbus,", "dbus,"),

@@ -4,13 +4,13 @@ Expected texts come from apparmor.d(5) examples and the corpus case testcase_sig
 """
 import pytest
 from hypothesis import given, settings
+from rulekind_support import EXAMPLES, PARSER, PARSER_MISSING, compile_rules, corpus_case, hostile_text, one_line
 
 from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
 from ansible_collections.armada.apparmor.plugins.module_utils.rules import parse_rule, rule_from_event
 from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import unescape_aare
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import RuleParseError
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.signal import SignalRule
-from rulekind_support import EXAMPLES, PARSER, PARSER_MISSING, compile_rules, corpus_case, hostile_text, one_line
 
 MAN_EXAMPLES = [
     ("signal,", "signal,"),
