@@ -14,12 +14,11 @@ Besides: the ABI 3.0 rendering of every case is compiled with the real ``apparmo
 """
 import os
 import re
-import shutil
-import subprocess
 import tempfile
 
 import pytest
 
+from ansible_collections.armada.apparmor.plugins.module_utils import host
 from ansible_collections.armada.apparmor.plugins.module_utils.answers import to_rules
 from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
 from tests.conftest import ROOT, corpus_dir
@@ -214,7 +213,7 @@ def test_parser_of_corpus_profiles_reads_hats_and_quoted_names():
 
 def _profile_text(result):
     lines = ["abi <abi/3.0>,"]
-    for i, (name, entry) in enumerate(sorted(result["profiles"].items())):
+    for i, (_name, entry) in enumerate(sorted(result["profiles"].items())):
         # the profile header is the profile model's business; a fixed safe name keeps this about rules
         lines.append("profile armada_conformance_%d {" % i)
         lines.extend("  " + r["text"] for r in entry["rules"] + entry["deny"])
@@ -227,20 +226,20 @@ def _profile_text(result):
 
 
 def apparmor_parser():
-    return shutil.which("apparmor_parser") or ("/sbin/apparmor_parser" if os.path.exists("/sbin/apparmor_parser")
-                                               else None)
+    try:
+        return host.find_parser()
+    except host.HostError:
+        return None
 
 
 def compile_text(text):
-    """(ok, stderr) of apparmor_parser -QK on the text (never loads: no kernel AppArmor needed)."""
-    parser = apparmor_parser()
+    """(ok, message) of the real ``apparmor_parser -QK`` (host.validate) on the text; never loads."""
     with tempfile.NamedTemporaryFile("w", suffix=".aa", delete=False, encoding="utf-8") as fh:
         fh.write(text)
         path = fh.name
     try:
-        args = [parser, "-QK"] + (["-M", FEATURES] if os.path.exists(FEATURES) else []) + [path]
-        proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False, timeout=60)
-        return proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
+        err = host.validate(path, apparmor_parser(), features_file=FEATURES if os.path.exists(FEATURES) else None)
+        return err is None, err
     finally:
         os.unlink(path)
 

@@ -47,7 +47,8 @@ def test_never_root_double_star():
         assert "/**/" not in suggest.glob_suggestions(path)
 
 
-@pytest.mark.parametrize("path", ["/tmp/a*b", "/tmp/{x,y}/f", "/tmp/[1]", "/tmp/q?", "/tmp/back\\slash", "/tmp/@{HOME}"])
+@pytest.mark.parametrize("path", ["/tmp/a*b", "/tmp/{x,y}/f", "/tmp/[1]", "/tmp/q?", "/tmp/back\\slash",
+                                  "/tmp/@{HOME}"])
 def test_glob_characters_in_names_are_escaped(path):
     globs = suggest.glob_suggestions(path)
     # the first suggestion matches exactly this one name, not others
@@ -95,7 +96,8 @@ def test_pending_entry_is_an_answer_in_the_schema():
 
 def test_pending_children_use_the_full_label_and_exec_gets_modes():
     exec_ev = {"kind": "exec", "profile": "/usr/sbin/nginx//null-1", "path": "/usr/bin/logger",
-               "mask": {"requested": "x", "denied": "x"}, "host": "web1", "count": 1, "label": "/usr/sbin/nginx//null-1"}
+               "mask": {"requested": "x", "denied": "x"}, "host": "web1", "count": 1,
+               "label": "/usr/sbin/nginx//null-1"}
     items = suggest.pending_list(result_with([], children={"null-1": [exec_ev]}))
     assert items[0]["profile"] == "/usr/sbin/nginx//null-1"
     assert items[0]["match"] == {"kind": "exec", "path": "/usr/bin/logger"}
