@@ -46,8 +46,10 @@ def kernel_state(securityfs: str = SECURITYFS, module_param: str = MODULE_ENABLE
     """
     param = None
     try:
-        with open(module_param) as handle:
-            param = handle.read().strip()
+        # the module parameter describes the real securityfs only (a test tree stands on its own)
+        if os.path.abspath(securityfs) == SECURITYFS:
+            with open(module_param) as handle:
+                param = handle.read().strip()
     except OSError:
         param = None
     present = os.path.isfile(os.path.join(securityfs, "profiles"))
