@@ -126,65 +126,131 @@ def exec_mode_suggestions(path: str) -> List[str]:
 # Abstractions that already cover an event
 # ---------------------------------------------------------------------------------------------
 
-class AbstractionIndex:
-    """Which abstraction files cover an event, and through which rule (for the breadth check).
+_SAFE_INCLUDE = re.compile(r"^[A-Za-z0-9_.+/-]+$")
+_SKIP_SUFFIXES = (".dpkg-new", ".dpkg-old", ".dpkg-dist", ".rpmnew", ".rpmsave", "~", ".orig", ".rej")
 
-    Built over ``<base>/abstractions`` with coverage.ProfileIndex; missing directory → no suggestions
-    (a controller without AppArmor installed still gets glob suggestions).
+
+def _literal_depth(pattern: str) -> int:
+    """Path components before the first glob character: ``/srv/**`` -> 1, ``/etc/ssl/certs/*`` -> 3."""
+    prefix = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c in "*?[{" or pattern.startswith("@{", i):
+            break
+        prefix.append(c)
+        i += 1
+    text = "".join(prefix)
+    return max(0, text.rstrip("/").count("/")) if "/" in text[1:] or text.endswith("/") else 0
+
+
+def abstraction_rule_ok(pattern: str, path: str) -> bool:
+    """Is a covering rule ``pattern`` no broader than needed for ``path``? (docs/answers.md)
+
+    It must stay inside the event's own directory tree (covered by ``<dir of path>/**``) and name at
+    least two literal directories (never a whole top-level tree: ``/srv/**``, ``/tmp/**``, ``/home/*/**``).
+    """
+    parent = path.rstrip("/").rsplit("/", 1)[0]
+    if not parent:
+        return False
+    tree = escape_literal(parent) + "/**"
+    if not (pattern == escape_literal(path) or aaglob.glob_covers(tree, pattern)):
+        return False
+    return _literal_depth(pattern) >= 2
+
+
+class AbstractionIndex:
+    """Which abstractions under ``<base_dir>/abstractions`` cover a file event with narrow-enough rules.
+
+    Built lazily over coverage.ProfileIndex (one probe profile per abstraction, includes resolved and
+    cached by the index). A missing directory means no include suggestions: a controller without AppArmor
+    installed still gets glob suggestions.
     """
 
     def __init__(self, base_dir: str = "/etc/apparmor.d", variables: Optional[Dict[str, List[str]]] = None) -> None:
         self.base_dir = base_dir
         self.variables = variables
-        self._indexes = None  # type: Optional[List[Tuple[str, Any]]]
+        self._probes = None  # type: Optional[List[Tuple[str, Any]]]
 
-    def _load(self) -> List[Tuple[str, Any]]:
-        if self._indexes is not None:
-            return self._indexes
-        from ansible_collections.armada.apparmor.plugins.module_utils import coverage
-        self._indexes = []
+    def names(self) -> List[str]:
+        """Relative names (``abstractions/ssl_certs``) of the abstraction files considered."""
         root = os.path.join(self.base_dir, "abstractions")
+        out = []  # type: List[str]
         if not os.path.isdir(root):
-            return self._indexes
+            return out
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
             for fn in sorted(filenames):
-                if fn.startswith(".") or fn.endswith((".dpkg-new", ".dpkg-old", ".rpmnew", ".rpmsave", "~")):
+                if fn.startswith(".") or fn.endswith(_SKIP_SUFFIXES) or fn == "README":
                     continue
-                full = os.path.join(dirpath, fn)
-                rel = os.path.relpath(full, self.base_dir)
-                try:
-                    idx = coverage.abstraction_index(full, base_dir=self.base_dir, variables=self.variables)
-                except Exception:  # an unreadable abstraction must not break suggestions for the rest
-                    continue
-                self._indexes.append((rel, idx))
-        return self._indexes
+                rel = os.path.relpath(os.path.join(dirpath, fn), self.base_dir)
+                if _SAFE_INCLUDE.match(rel) and ".." not in rel.split("/"):
+                    out.append(rel)
+        return out
 
-    def covering(self, event: Dict[str, Any], max_glob: Optional[str]) -> List[str]:
-        """Abstractions (relative names) covering ``event`` with a rule no broader than ``max_glob``.
-
-        When one abstraction covers only because it includes another, only the included (narrower)
-        one is suggested.
-        """
+    def _load(self) -> List[Tuple[str, Any]]:
+        if self._probes is not None:
+            return self._probes
         from ansible_collections.armada.apparmor.plugins.module_utils import coverage
-        found = []  # type: List[Tuple[str, List[str]]]
-        for rel, idx in self._load():
-            hits = coverage.covering_rules(idx, event)
-            if not hits:
-                continue
-            ok = []
-            for source, rule_path in hits:
-                if max_glob is None or rule_path is None or aaglob.glob_covers(max_glob, rule_path):
-                    ok.append(os.path.relpath(source, self.base_dir) if os.path.isabs(source) else source)
-            if ok:
-                found.append((rel, ok))
-        names = set(rel for rel, _ in found)
+        names = self.names()
+        self._probes = []
+        if not names:
+            return self._probes
+        text = "".join("profile armada_probe_%d {\n  include <%s>\n}\n" % (i, n) for i, n in enumerate(names))
+        try:
+            index = coverage.ProfileIndex.from_text(text, apparmor_d=self.base_dir, variables=self.variables)
+        except Exception:  # unreadable abstractions must not break glob suggestions
+            return self._probes
+        for i, n in enumerate(names):
+            rs = index.ruleset("armada_probe_%d" % i)
+            if rs is not None:
+                self._probes.append((n, rs))
+        return self._probes
+
+    def covering(self, event: Dict[str, Any]) -> List[str]:
+        """Abstractions that allow this file event using only rules :func:`abstraction_rule_ok` accepts.
+
+        When one abstraction qualifies only by including another qualifying one, only the included
+        (narrower) one is suggested.
+        """
+        from ansible_collections.armada.apparmor.plugins.module_utils.rules.file import mask_to_perms
+        path = event.get("path")
+        if event.get("kind") != "file" or not isinstance(path, str) or not path.startswith("/") or "\x00" in path:
+            return []
+        mask = event.get("mask") or {}
+        conv = mask_to_perms(mask.get("requested") or mask.get("denied") or "")
+        owner = bool(event.get("owner"))
+        if conv["owner"] and not conv["other"]:
+            perms, owner = set(conv["owner"]), True
+        else:
+            perms = set(conv["owner"] | conv["other"])
+        if not perms:
+            return []
+        found = []  # type: List[Tuple[str, Any]]
+        for name, rs in self._load():
+            granted = set()  # type: set
+            denied = False
+            for entry in rs.file_candidates(path):
+                if entry.regex is None or (entry.owner and not owner) or not entry.regex.fullmatch(path):
+                    continue
+                if entry.deny:
+                    denied = denied or bool(perms & set(entry.perms))
+                    continue
+                if abstraction_rule_ok(entry.pattern, path):
+                    granted |= set(entry.perms)
+            if "w" in granted:
+                granted.add("a")
+            if not denied and perms <= granted:
+                found.append((name, rs))
+        names = set(n for n, _ in found)
         out = []
-        for rel, sources in found:
-            # covered only through another suggested abstraction → suggest that one instead
-            if all(s != rel and s in names for s in sources):
-                continue
-            out.append(rel)
+        for name, rs in found:
+            if any(other != name and other in rs.includes for other in names):
+                continue  # it qualifies through a narrower abstraction it includes
+            out.append(name)
         return sorted(out)
 
 
@@ -221,7 +287,7 @@ def pending_entry(event: Dict[str, Any], label: str, abstractions: Optional[Abst
         if globs:
             suggestions["globs"] = globs
         if abstractions is not None and kind == "file":
-            inc = abstractions.covering(event, globs[-1] if globs else None)
+            inc = abstractions.covering(event)
             if inc:
                 suggestions["includes"] = inc
     if kind == "exec":

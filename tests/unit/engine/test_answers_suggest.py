@@ -128,3 +128,84 @@ def test_yaml_block_shape():
 def test_pending_yaml_rejects_what_is_not_a_result():
     with pytest.raises(ValueError):
         suggest.pending_yaml({"events": []})
+
+
+# ---- abstractions that already cover an event ------------------------------------------------------
+
+def write(base, rel, text):
+    import os
+    path = os.path.join(base, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def file_event(path, mask="r", owner=False):
+    return {"kind": "file", "path": path, "mask": {"requested": mask, "denied": mask}, "owner": owner}
+
+
+@pytest.fixture()
+def apparmor_d(tmp_path):
+    base = str(tmp_path)
+    write(base, "tunables/global", "@{HOME}=/home/*/ /root/\n")
+    write(base, "abstractions/web-content", "/srv/www/** r,\n")
+    write(base, "abstractions/web-wrapper", "include <abstractions/web-content>\n/var/www/** r,\n")
+    write(base, "abstractions/user-files", "/srv/** r,\n@{HOME}/** r,\nowner /srv/** w,\n")
+    write(base, "abstractions/no-secrets", "/srv/www/** r,\ndeny /srv/www/secret r,\n")
+    write(base, "abstractions/owner-only", "owner /srv/www/** rw,\n")
+    return base
+
+
+def test_only_narrow_enough_abstractions_are_suggested(apparmor_d):
+    index = suggest.AbstractionIndex(apparmor_d)
+    # user-files covers through /srv/** (a whole top-level tree): never suggested; the wrapper covers
+    # only through web-content, so web-content (the narrower) is suggested instead of it
+    assert index.covering(file_event("/srv/www/index.html")) == ["abstractions/no-secrets", "abstractions/web-content"]
+    # a deny inside the abstraction: not suggested for that path
+    assert index.covering(file_event("/srv/www/secret")) == ["abstractions/web-content"]
+    # owner rules only cover owner events
+    assert "abstractions/owner-only" in index.covering(file_event("/srv/www/a", "w", owner=True))
+    assert index.covering(file_event("/srv/www/a", "w", owner=False)) == []
+    # only user-files covers /srv/data/x and @{HOME}: too broad, nothing suggested
+    assert index.covering(file_event("/srv/data/x")) == []
+    assert index.covering(file_event("/home/bob/.bashrc")) == []
+
+
+def test_wrapper_is_suggested_for_what_only_it_grants(apparmor_d):
+    index = suggest.AbstractionIndex(apparmor_d)
+    assert index.covering(file_event("/var/www/index.html")) == ["abstractions/web-wrapper"]
+    # /var/www/** is outside the tree of /var/www/site/: broader than needed there
+    assert index.covering(file_event("/var/www/site/index.html")) == []
+
+
+def test_missing_directory_means_no_include_suggestions(tmp_path):
+    assert suggest.AbstractionIndex(str(tmp_path / "none")).covering(file_event("/etc/passwd")) == []
+
+
+def test_pending_entry_lists_includes(apparmor_d):
+    index = suggest.AbstractionIndex(apparmor_d)
+    entry = suggest.pending_entry(dict(FILE_EVENT, path="/srv/www/a.html", owner=False), "/usr/sbin/nginx", index)
+    assert entry["suggestions"]["includes"] == ["abstractions/no-secrets", "abstractions/web-content"]
+
+
+@pytest.mark.parametrize("pattern, path, ok", [
+    ("/etc/ssl/certs/*", "/etc/ssl/certs/ca.pem", True),
+    ("/srv/**", "/srv/www/index.html", False),
+    ("/srv/**", "/srv/x", False),
+    ("/etc/passwd", "/etc/passwd", True),
+    ("/usr/share/zoneinfo/**", "/usr/share/zoneinfo/Europe/Paris", False),
+    ("/usr/share/zoneinfo/**", "/usr/share/zoneinfo/UTC", True),
+    ("/home/*/.ssh/**", "/home/bob/.ssh/id", False),
+])
+def test_breadth_rule(pattern, path, ok):
+    assert suggest.abstraction_rule_ok(pattern, path) is ok
+
+
+def test_real_user_files_is_never_suggested_for_srv():
+    import os
+    if not os.path.isfile("/etc/apparmor.d/abstractions/ubuntu-browsers.d/user-files"):
+        pytest.skip("the apparmor package's abstractions are not installed here (make apt installs them)")
+    index = suggest.AbstractionIndex("/etc/apparmor.d")
+    for path in ("/srv/www/index.html", "/srv/x"):
+        assert not any("user-files" in n for n in index.covering(file_event(path)))
+    assert "abstractions/ssl_certs" in index.covering(file_event("/etc/ssl/certs/ca-certificates.crt"))
