@@ -52,10 +52,16 @@ def _describe(exc: OSError, path: str) -> str:
     return "%s: %s" % (path, hint)
 
 
+def _safe_hint(hint: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in os.path.basename(hint))[:40]
+
+
 def make_temp(directory: str, hint: str = "") -> str:
     """Create an empty temp file in ``directory`` whose name AppArmor never loads; return its path."""
-    safe_hint = "".join(c if c.isalnum() or c in "._-" else "_" for c in os.path.basename(hint))[:40]
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + safe_hint + ".", suffix=TEMP_SUFFIX, dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + _safe_hint(hint) + ".", suffix=TEMP_SUFFIX, dir=directory)
+    except OSError as exc:
+        raise FileOpError(_describe(exc, directory)) from exc
     os.close(fd)
     return tmp
 
@@ -81,9 +87,7 @@ def write_temp(directory: str, data: bytes, hint: str = "", mode: int = 0o644) -
     On any error the temp file is removed and :class:`FileOpError` raised.
     """
     try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=TEMP_PREFIX + "".join(c if c.isalnum() or c in "._-" else "_" for c in hint)[:40] + ".",
-            suffix=TEMP_SUFFIX, dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + _safe_hint(hint) + ".", suffix=TEMP_SUFFIX, dir=directory)
     except OSError as exc:
         raise FileOpError(_describe(exc, directory)) from exc
     try:
@@ -151,7 +155,7 @@ def atomic_symlink(target: str, path: str) -> None:
     """Create or replace the symlink ``path -> target`` atomically (used for disable/ links)."""
     directory = os.path.dirname(os.path.abspath(path))
     ensure_dir(directory)
-    tmp = make_temp(directory, os.path.basename(path)) if os.path.isdir(directory) else ""
+    tmp = make_temp(directory, os.path.basename(path))
     try:
         os.unlink(tmp)
         os.symlink(target, tmp)

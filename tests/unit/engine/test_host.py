@@ -1,0 +1,112 @@
+"""host: securityfs reading, parser calls (real apparmor_parser), drift comparison."""
+import hashlib
+import os
+import shutil
+
+import pytest
+
+from ansible_collections.armada.apparmor.plugins.module_utils import host
+
+PARSER = shutil.which("apparmor_parser") or "/sbin/apparmor_parser"
+SYSTEM_D = "/etc/apparmor.d"
+TWO = """include <tunables/global>
+profile armada-a /usr/bin/armada-a flags=(complain) {
+  include <abstractions/base>
+  ^hat { /x r, }
+  profile child { /y r, }
+}
+/usr/bin/armada-b {
+  /z r,
+}
+"""
+
+
+@pytest.fixture
+def tree(tmp_path):
+    d = tmp_path / "apparmor.d"
+    d.mkdir()
+    for sub in ("abi", "abstractions", "tunables"):
+        shutil.copytree(os.path.join(SYSTEM_D, sub), str(d / sub), symlinks=True)
+    (d / "disable").mkdir()
+    return d
+
+
+def test_kernel_state_from_securityfs_tree(tmp_path):
+    state = host.kernel_state(str(tmp_path / "nothing"))
+    assert state["enabled"] is False and "no AppArmor" in state["reason"]
+    (tmp_path / "sfs").mkdir()
+    (tmp_path / "sfs" / "profiles").write_text("")
+    assert host.kernel_state(str(tmp_path / "sfs"))["enabled"] is True
+
+
+def test_loaded_profiles_parses_names_with_spaces_and_parens(tmp_path):
+    (tmp_path / "profiles").write_text("/usr/bin/man (enforce)\nsnap.x (y) (complain)\nname with space (kill)\n"
+                                       "a//b (unconfined)\n\n")
+    assert host.loaded_profiles(str(tmp_path)) == {"/usr/bin/man": "enforce", "snap.x (y)": "complain",
+                                                   "name with space": "kill", "a//b": "unconfined"}
+
+
+def test_parser_version_and_abi(tree):
+    version = host.parser_version(PARSER)
+    assert version and version[0].isdigit()
+    assert host.policy_abis(str(tree)) and host.host_abi(str(tree)) == host.policy_abis(str(tree))[-1]
+    assert host.host_abi(str(tree / "missing"), "4.1.2") == "4.0"
+
+
+def test_find_parser_missing(tmp_path):
+    with pytest.raises(host.HostError, match="not found"):
+        host.find_parser(str(tmp_path / "nope"))
+
+
+@pytest.mark.parser
+def test_validate_and_names(tree):
+    (tree / "two").write_text(TWO)
+    assert host.validate(str(tree / "two"), PARSER, str(tree)) is None
+    assert host.profile_names(str(tree / "two"), PARSER, str(tree)) == [
+        "/usr/bin/armada-b", "armada-a", "armada-a//child", "armada-a//hat"]
+    # a disable/ link makes the parser skip a file given by path; names still come through stdin
+    os.symlink("../two", str(tree / "disable" / "two"))
+    assert "armada-a" in host.profile_names(str(tree / "two"), PARSER, str(tree))
+    (tree / "bad").write_text("profile bad {\n  include <abstractions/armada-missing>\n}\n")
+    msg = host.validate(str(tree / "bad"), PARSER, str(tree))
+    assert msg and "armada-missing" in msg and "Cache read/write" not in msg
+
+
+@pytest.mark.parser
+def test_loaded_matches_compares_kernel_blob(tree, tmp_path):
+    (tree / "one").write_text("profile armada-one {\n  /x r,\n}\n")
+    compiled = host.compiled_policy(str(tree / "one"), PARSER, str(tree))
+    assert compiled
+    raw = tmp_path / "raw_data"
+    raw.write_bytes(compiled)
+    assert host.loaded_matches(compiled, {"raw_data": str(raw)}, True) is True
+    (tree / "one").write_text("profile armada-one {\n  /x rw,\n}\n")
+    changed = host.compiled_policy(str(tree / "one"), PARSER, str(tree))
+    assert host.loaded_matches(changed, {"raw_data": str(raw)}, True) is False
+    # no raw_data: the exported hash of the loaded blob
+    sha = hashlib.sha1(compiled).hexdigest()  # noqa: S324 - the kernel's own choice of hash
+    assert host.loaded_matches(compiled, {"raw_sha1": sha}, True) is True
+    assert host.loaded_matches(changed, {"raw_sha1": sha}, True) is False
+    assert host.loaded_matches(changed, {"raw_sha1": sha}, False) is None  # several blobs: cannot tell
+    assert host.loaded_matches(changed, {}, True) is None
+
+
+def test_kernel_ops_skipped_without_apparmor(tree):
+    kernel = host.kernel_state(str(tree / "no-securityfs"))
+    res = host.load(str(tree / "x"), PARSER, kernel, str(tree))
+    assert res["skipped"] and res["reason"] == kernel["reason"]
+    assert host.unload(str(tree / "x"), PARSER, kernel, str(tree))["skipped"]
+
+
+def test_mode_from_flags():
+    assert host.mode_from_flags([]) == "enforce"
+    assert host.mode_from_flags(["attach_disconnected", "complain"]) == "complain"
+    assert host.mode_from_flags(["audit"]) == "audit"
+    assert host.mode_from_flags(["unconfined"]) == "unconfined"
+    assert host.kernel_mode_for("audit") == "enforce"
+
+
+def test_profile_files_applies_skip_rules(tree):
+    for name in ("usr.bin.x", "x.dpkg-old", ".hidden", "README", "x~"):
+        (tree / name).write_text("")
+    assert host.profile_files(str(tree)) == ["usr.bin.x"]
