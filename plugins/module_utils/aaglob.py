@@ -228,15 +228,25 @@ def matches(pattern: str, text: str, variables: Optional[Dict[str, Sequence[str]
 
 
 def _collapse_literal(text: str) -> str:
-    return re.sub("/{2,}", "/", text) if "//" in text else text
+    if "//" not in text:
+        return text
+    lead = "/" if text.startswith("//") and not text.startswith("///") else ""
+    return lead + re.sub("/{2,}", "/", text)
 
 
 def collapse_slashes(pattern: str) -> str:
-    """Collapse runs of unescaped ``/`` to one, as apparmor_parser does after variable expansion."""
+    """Collapse runs of unescaped ``/`` to one, as apparmor_parser does after variable expansion.
+
+    Like the parser (POSIX), exactly two leading slashes are kept (``//a//b`` -> ``//a/b``) while
+    three or more collapse (``///a`` -> ``/a``); checked with ``apparmor_parser -D rule-exprs``.
+    """
     if "//" not in pattern:
         return pattern
     out = []
     i = 0
+    if pattern.startswith("//") and not pattern.startswith("///"):
+        out.append("//")
+        i = 2
     n = len(pattern)
     while i < n:
         c = pattern[i]
