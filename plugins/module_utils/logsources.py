@@ -840,6 +840,12 @@ def read_source(src: Source, state: Optional[Dict[str, Any]], sink: Sink,
     """Read any Source from ``state``; return (new state, info). Never raises for I/O problems."""
     if src.streams == "dbus" and src.kind == "file":
         sink = dbus_only(sink)
+    return _dispatch(src, state, sink, include_rotated)
+
+
+def _dispatch(src: Source, state: Optional[Dict[str, Any]], sink: Sink,
+              include_rotated: bool) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any]]:
+    """The reader for ``src.kind``, with no filtering of its own."""
     if src.kind == "file":
         assert src.path is not None
         return read_file(src.path, state, sink, include_rotated)
@@ -848,3 +854,33 @@ def read_source(src: Source, state: Optional[Dict[str, Any]], sink: Sink,
     if src.kind == "dmesg":
         return read_dmesg(src, state, sink, include_rotated)
     raise ValueError("unknown source kind %r" % src.kind)
+
+
+def read_all(sources: Sequence[Source], positions: Dict[str, Any], feed: Callable[[bytes, str], None],
+             include_rotated: bool = False, mark: Optional[str] = None) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    """Read every source from its position in ``positions`` (keyed by Source.key).
+
+    ``feed(data, source_key)`` receives whole lines. Returns the new positions (only sources that
+    have one) and one report per source: its description plus status, bytes, files read, notes,
+    ``restarted`` / ``cursor_lost``, and ``mark_found`` when a mark was asked for.
+    """
+    new_positions = {}  # type: Dict[str, Any]
+    reports = []  # type: List[Dict[str, Any]]
+    for src in sources:
+        key = src.key
+
+        def sink(data: bytes, _key: str = key) -> None:
+            feed(data, _key)
+
+        inner = dbus_only(sink) if (src.kind == "file" and src.streams == "dbus") else sink
+        # the mark is looked for before the dbus-only filter, which would drop the mark's line
+        marker = MarkFilter(inner, mark.encode("utf-8")) if mark else None
+        state, info = _dispatch(src, positions.get(key), marker or inner, include_rotated)
+        report = src.to_dict()
+        report.update(info)
+        if marker is not None:
+            report["mark_found"] = marker.found
+        if state is not None:
+            new_positions[key] = state
+        reports.append(report)
+    return new_positions, reports
