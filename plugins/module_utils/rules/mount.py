@@ -165,8 +165,9 @@ class MountRule(Rule):
         if type(other) is not type(self) or not self.covers_qualifiers(other):
             return False
         assert isinstance(other, MountRule)
+        # A mount has one fstype: ``fstype=(a, b)`` and ``fstype in (a, b)`` both mean "one of".
         if self.fstype is not None and (other.fstype is None
-                                        or not _cond_covers(self.fstype, other.fstype, variables)):
+                                        or not _values_covered(self.fstype[1], other.fstype[1], variables)):
             return False
         if self.options:
             if not other.options:

@@ -66,6 +66,9 @@ class MqueueRule(Rule):
                 label = parse_single(value)
             elif key is None and name is None:
                 name = parse_value(tok)
+                if not (name.startswith(("/", "@{")) or name.isdigit()):
+                    # apparmor.d: POSIX queue names start with '/', SysV keys are numbers
+                    raise RuleParseError("mqueue name must be /posix-name or a SysV number: %r" % (tok,))
             else:
                 raise RuleParseError("unexpected %r in mqueue rule %r" % (tok, text))
         return cls(access, mq_type, label, name, quals["audit"], quals["deny"], comment)
@@ -85,6 +88,8 @@ class MqueueRule(Rule):
         mq_type = klass[:-len("_mqueue")] if klass in ("posix_mqueue", "sysv_mqueue") else None
         path = event.get("path")
         name = escape_literal(str(path)) if path not in (None, "") else None
+        if name is not None and not (name.startswith("/") or name.isdigit()):
+            return None  # not a queue name AppArmor can write (see parse)
         return cls(access, mq_type, None, name)
 
     def render_body(self, abi: str = "4.0") -> str:
