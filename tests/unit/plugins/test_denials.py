@@ -163,9 +163,12 @@ def test_missing_sources_and_apparmor_reported_or_fatal(tmp_path, logdir):
     assert not ok.get("failed") and ok["events"] == []
     assert ok["sources"][0]["status"] == "missing" and "does not exist" in ok["sources"][0]["notes"][0]
     assert any("nope.log" in w for w in ok.get("warnings", []))
-    aa_enabled = os.path.exists("/sys/module/apparmor/parameters/enabled")
-    assert ok["apparmor"]["enabled"] is (aa_enabled and open("/sys/module/apparmor/parameters/enabled").read()
-                                         .strip() == "Y")
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as fh:
+            aa_enabled = fh.read().strip() == "Y"
+    except OSError:
+        aa_enabled = False
+    assert ok["apparmor"]["enabled"] is aa_enabled and ok["apparmor"]["reason"]
     assert r[1]["failed"] and "nope.log" in r[1]["msg"]
     assert r[2]["failed"] and "unknown source" in r[2]["msg"]
     assert r[3]["failed"] and "invalid cursor name" in r[3]["msg"]
@@ -197,7 +200,8 @@ def test_skip_covered(tmp_path, logdir):
         coverage = None
     tree = tmp_path / "apparmor.d"
     tree.mkdir()
-    (tree / "usr.bin.x").write_text("abi <abi/3.0>,\nprofile /usr/bin/x {\n  /etc/shadow r,\n  deny /etc/gshadow r,\n}\n")
+    (tree / "usr.bin.x").write_text(
+        "abi <abi/3.0>,\nprofile /usr/bin/x {\n  /etc/shadow r,\n  deny /etc/gshadow r,\n}\n")
     log = logdir / "audit.log"
     log.write_text(avc(1) + avc(2, name="/etc/gshadow") + avc(3, name="/etc/motd"))
     r = run_tasks(tmp_path, [denials(sources=[str(log)], apparmor_d=str(tree))])
@@ -256,5 +260,6 @@ def test_journal_source_with_cursor(tmp_path):
     assert got == [("dbus", "/usr/bin/x"), ("file", "/usr/bin/x")]
     assert r[0]["sources"][0]["kind"] == "journal" and r[0]["changed"] is True
     assert r[1]["events"] == []
-    stored = json.loads(open(os.path.join(cdir, "j.json")).read())
+    with open(os.path.join(cdir, "j.json")) as fh:
+        stored = json.load(fh)
     assert stored["sources"]["journal:all:%s" % jdir]["cursor"].startswith("s=")
