@@ -56,11 +56,16 @@ SAMPLE_LEN = 200
 
 # The dominant shape: stamp, class, body before pid, pid, rest of the line.
 _FAST = re.compile(
-    rb'audit\((\d+\.\d+):\d+\): (?:apparmor="([A-Z]+"[^\n]*?) pid=(\d+)([^\n]*)|( *(?:operation|type)=))')
-# The second branch of _FAST flags stamped records of the old types (no apparmor= but operation=).
+    rb'audit\((\d+\.\d+):\d+\): (?:apparmor="([A-Z]+"[^\n]*?) pid=(\d+)([^\n]*)'
+    rb'|( *(?:operation|info|profile|type)=|REJECTING|PERMITTING|AUDITING|LOGPROF-HINT))')
+# The second branch of _FAST flags stamped records of the old types (no apparmor=, the class is in
+# the type; or the pre-2.1 free text).
 # A block whose apparmor= count equals the fast matches, without that flag and without node=,
 # needs no per-line work at all; any other block takes the mixed path.
 _CANDIDATE_MARKERS = (b"apparmor=", b"type=150", b"type=APPARMOR", b"UNKNOWN[150")
+# journalctl -o json writes a MESSAGE that is not valid UTF-8 as an array of byte values
+_JSON_BINARY = b'"MESSAGE":['
+_LINE_MARKERS = _CANDIDATE_MARKERS + (_JSON_BINARY,)
 
 _STAMP = re.compile(rb"audit\((\d+)\.(\d+):(\d+)\):? ?")
 _TYPE = re.compile(rb"type=(\S+)")
@@ -724,7 +729,7 @@ class LogReader:
         if not self.raw_samples:
             recs = _FAST.findall(buf, 0, end)
             if buf.count(b"apparmor=", 0, end) != len(recs) or any(map(_OLD, recs)) or (
-                    buf.find(b"node=", 0, end) >= 0):
+                    buf.find(b"node=", 0, end) >= 0) or buf.find(_JSON_BINARY, 0, end) >= 0:
                 recs = None
         if recs is None:
             recs = self._mixed(bytes(buf[:end]) if not isinstance(buf, bytes) else buf, end)
@@ -754,7 +759,7 @@ class LogReader:
                     raws[key] = chunk[ls:le if le >= 0 else end]
         self._raws = raws
         starts = set()
-        for marker in _CANDIDATE_MARKERS:
+        for marker in _LINE_MARKERS:
             pos = chunk.find(marker, 0, end)
             while pos >= 0:
                 ls = chunk.rfind(b"\n", 0, pos) + 1
