@@ -71,8 +71,18 @@ def unescape_aare(aare: str) -> Optional[str]:
 
 
 def _octal(ch: str) -> str:
-    """Octal escapes (``\\012``) for every UTF-8 byte of one character (surrogates kept as bytes)."""
-    return "".join("\\%03o" % b for b in ch.encode("utf-8", "surrogateescape"))
+    """Octal escapes (``\\012``) for every UTF-8 byte of one character.
+
+    A surrogate U+DC80..U+DCFF is an undecodable log byte (Python's surrogateescape) and is written as
+    that byte. Any other lone surrogate stands for no byte sequence at all, so no profile file can
+    carry it: that is a clear error, not a guess.
+    """
+    try:
+        data = ch.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise RuleParseError("value holds the lone surrogate U+%04X, which no profile file can carry" % ord(ch)) \
+            from None
+    return "".join("\\%03o" % b for b in data)
 
 
 def render_value(aare: str) -> str:

@@ -120,3 +120,15 @@ def test_zz_fuzz_case_count():
     """Report how many hostile cases ran (run with -s to see it); the fuzz test above must have run."""
     print("fuzz signal: %d cases" % CASES["n"])
     assert CASES["n"] > 0
+
+
+def test_unrepresentable_surrogate_is_a_clear_error():
+    # U+D800 is not an undecodable byte (those are U+DC80..U+DCFF): no UTF-8 profile can hold it.
+    rule = SignalRule.from_event({"kind": "signal", "signal": "term", "peer": "a\ud800b"})
+    with pytest.raises(RuleParseError, match="surrogate"):
+        rule.render()
+    assert "text" not in rule.to_dict()
+    # an undecodable log byte is written as that byte, octal-escaped, and read back the same
+    rule = SignalRule.from_event({"kind": "signal", "signal": "term", "peer": "a\udcffb"})
+    assert rule.render() == 'signal set=term peer="a\\377b",'
+    assert parse_rule(rule.render()) == rule
