@@ -1,0 +1,99 @@
+"""Session fixture for the qemu lab (tests/lab/lab): reads the running lab's inventory, runs playbooks on it.
+
+The lab is booted ONCE per run, outside pytest (scripts/test.sh: `tests/lab/lab up 3`, then
+`eval "$(tests/lab/lab env)"` exports ARMADA_LAB_INVENTORY). Booting three TCG guests costs about
+half a minute and they share the machine's two cores, so no test boots or reboots guests itself.
+
+- ARMADA_LAB_INVENTORY set (the runner booted a lab): the lab must answer, else the tests FAIL.
+- not set: a lab left up by `tests/lab/lab up N` is used when there is one; otherwise lab tests are
+  skipped with the reason printed (a developer running pytest without the lab).
+"""
+import json
+import os
+import shlex
+import subprocess
+import tempfile
+from typing import Dict, List, Optional
+
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAB_TOOL = os.path.join(ROOT, "tests", "lab", "lab")
+ANSIBLE_PLAYBOOK = os.path.join(ROOT, ".venv", "bin", "ansible-playbook")
+PLAYBOOKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lab_playbooks")
+
+
+class Lab:
+    """The running lab: hosts, groups, and ways to act on them (ansible-playbook, plain ssh)."""
+
+    def __init__(self, inventory: str):
+        self.inventory = inventory
+        with open(inventory, encoding="utf-8") as fh:
+            inv = yaml.safe_load(fh)
+        self.vars = inv["all"]["vars"]
+        self.hosts = inv["all"]["hosts"]  # name -> host vars (ansible_port, armada_lab_flavour, console)
+        self.groups = {g: sorted((v or {}).get("hosts") or {}) for g, v in inv["all"]["children"].items()}
+
+    def first(self, group: str) -> str:
+        members = self.groups.get(group) or []
+        if not members:
+            pytest.fail("the lab has no host in group %r (boot it with `tests/lab/lab up 3`)" % group)
+        return members[0]
+
+    def ssh(self, host: str, command: str, become: bool = True, timeout: int = 120) -> subprocess.CompletedProcess:
+        """One command over plain ssh (no ansible round trip): for quick reads in assertions."""
+        hv = self.hosts[host]
+        cmd = ["ssh", "-i", self.vars["ansible_ssh_private_key_file"], "-p", str(hv["ansible_port"])]
+        cmd += shlex.split(self.vars["ansible_ssh_common_args"])
+        cmd += ["%s@%s" % (self.vars["ansible_user"], self.vars["ansible_host"])]
+        cmd += ["sudo -n sh -c %s" % shlex.quote(command) if become else command]
+        return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+                              check=False)
+
+    def playbook(self, name: str, limit: List[str], extra: Optional[Dict] = None) -> Dict[str, dict]:
+        """Run tests/integration/lab_playbooks/NAME on LIMIT; return what each host saved with the
+        `save_result` convention (a JSON file per host in `result_dir`)."""
+        with tempfile.TemporaryDirectory(prefix="lab-result-") as out:
+            ev = dict(extra or {}, result_dir=out)
+            cmd = [ANSIBLE_PLAYBOOK, "-i", self.inventory, "--limit", ",".join(limit),
+                   "-e", json.dumps(ev), os.path.join(PLAYBOOKS, name)]
+            env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, "build", "collections"),
+                       ANSIBLE_HOST_KEY_CHECKING="false", ANSIBLE_FORKS="5", ANSIBLE_NOCOLOR="1")
+            res = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True, env=env, timeout=900, check=False)
+            if res.returncode != 0:
+                pytest.fail("ansible-playbook %s failed (%d):\n%s" % (name, res.returncode, res.stdout[-6000:]))
+            results = {}
+            for host in limit:
+                path = os.path.join(out, host + ".json")
+                if not os.path.exists(path):
+                    pytest.fail("%s saved no result; output:\n%s" % (host, res.stdout[-4000:]))
+                with open(path, encoding="utf-8") as fh:
+                    results[host] = json.load(fh)
+            return results
+
+
+def _running_inventory() -> Optional[str]:
+    res = subprocess.run([LAB_TOOL, "inventory"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         text=True, check=False)
+    path = res.stdout.strip()
+    return path if res.returncode == 0 and os.path.isfile(path) else None
+
+
+@pytest.fixture(scope="session")
+def lab() -> Lab:
+    wanted = os.environ.get("ARMADA_LAB_INVENTORY")
+    if wanted:
+        if not os.path.isfile(wanted):
+            pytest.fail("ARMADA_LAB_INVENTORY=%s does not exist: the lab the runner booted is gone" % wanted)
+        status = subprocess.run([LAB_TOOL, "status"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, check=False)
+        if status.returncode != 0:
+            pytest.fail("ARMADA_LAB_INVENTORY is set but the lab is not healthy:\n%s" % status.stdout)
+        return Lab(wanted)
+    found = _running_inventory()
+    if not found:
+        pytest.skip("no qemu lab running and ARMADA_LAB_INVENTORY unset: `make test` boots one "
+                    "(or run `tests/lab/lab up 3` first)")
+    return Lab(found)
