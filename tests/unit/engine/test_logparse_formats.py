@@ -23,7 +23,6 @@ import os
 
 import pytest
 
-from ansible_collections.armada.apparmor.plugins.module_utils import logparse
 from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
 from tests.conftest import ROOT
 
@@ -170,7 +169,7 @@ def test_journald_export_format():
     data = export_entry([("__CURSOR", "s=1;i=1"), ("__REALTIME_TIMESTAMP", "1700000000200000"), ("MESSAGE", msg),
                          ("_TRANSPORT", "kernel")])
     # a binary-encoded MESSAGE (contains a newline, so export must use the sized form)
-    msg2 = ('apparmor="DENIED" operation="dbus_bind" bus="system" name="a.b" mask="bind" pid=77 label="p"\nx').encode()
+    msg2 = (b'apparmor="DENIED" operation="dbus_bind" bus="system" name="a.b" mask="bind" pid=77 label="p"\nx')
     data += export_entry([("__REALTIME_TIMESTAMP", "1700000001000000"), ("MESSAGE", msg2),
                           ("SYSLOG_IDENTIFIER", "dbus-daemon")])
     data += export_entry([("MESSAGE", "Started Session 3 of user alice."), ("__REALTIME_TIMESTAMP", "1")])
@@ -288,7 +287,8 @@ def test_unknown_keys_are_kept():
 
 def test_fields_of_each_kind():
     recs = [
-        'apparmor="DENIED" operation="capable" class="cap" profile="/p" pid=1 comm="c" capability=12 capname="net_admin"',
+        'apparmor="DENIED" operation="capable" class="cap" profile="/p" pid=1 comm="c" capability=12 '
+        'capname="net_admin"',
         'apparmor="DENIED" operation="sendmsg" class="net" profile="/p" pid=1 comm="c" laddr=127.0.0.1 lport=3457 '
         'saddr=127.0.0.1 src=3457 daddr=127.0.97.3 dest=3456 family="inet" sock_type="dgram" protocol=17 '
         'requested="send" denied="send"',
