@@ -26,7 +26,7 @@ description:
   - Read-only apart from its own cursor files. A missing AppArmor or an unreadable source is reported
     in RV(apparmor) and RV(sources); the task fails for it only with O(fail_on_missing=true).
 author:
-  - armada.apparmor developers
+  - armada.apparmor developers (@armada)
 options:
   sources:
     description:
@@ -53,7 +53,7 @@ options:
   since:
     description:
       - Name of a cursor. Reading starts after the position it stores (per source); a new cursor starts
-        like a read without one. The new position is returned in RV(cursor.token).
+        like a read without one. The new position is returned in C(cursor.token).
       - Characters allowed - C(A-Z a-z 0-9 _ . @ + -), not starting with a dot or dash.
     type: str
   commit:
@@ -77,7 +77,7 @@ options:
     description:
       - Start after the first line containing this string, like C(aa-genprof) does with its C(GenProf:) mark.
         Applied to each source separately; a source where the mark is not found contributes nothing
-        (RV(sources[].mark_found) says so).
+        (C(mark_found) in RV(sources) says so).
       - Write the mark with C(logger -p kern.warn MARK) for the journal or syslog, C(auditctl -m MARK) for C(audit.log).
     type: str
   include_rotated:
@@ -90,7 +90,7 @@ options:
   max_events:
     description:
       - Stop adding new distinct events after this many (records of known events still count).
-        RV(stats.max_events_reached) says when it happened.
+        C(max_events_reached) in RV(stats) says when it happened.
     type: int
   raw_samples:
     description:
@@ -174,7 +174,7 @@ EXAMPLES = r"""
 - name: aa-genprof style - what happened after a mark
   block:
     - name: Write the mark
-      ansible.builtin.command: logger -p kern.warn "GenProf: {{ mark }}"
+      ansible.builtin.command: 'logger -p kern.warn "GenProf: {{ mark }}"'
       changed_when: false
     - name: Exercise the program
       ansible.builtin.command: /usr/local/bin/app --selftest
