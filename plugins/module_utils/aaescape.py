@@ -40,6 +40,10 @@ class EscapeError(ValueError):
 
 def _char_escape(c: str) -> str:
     """Escaped form of one character inside a quoted token (literal meaning for the glob layer)."""
+    if c == "\\":
+        # not "\\\\": the parser's lexer reads \\" as an escaped quote, so a name ending in a backslash
+        # would swallow the following lines into one string (rule injection); \134 is a literal backslash
+        return "\\134"
     if c in GLOB_SPECIAL:
         return "\\" + c
     if c == '"':
@@ -108,7 +112,9 @@ def quote_pattern(pattern: str) -> str:
                 raise EscapeError("pattern ends with a lone backslash: %r" % (pattern,))
             nxt = pattern[i + 1]
             # \c means literal c: emit the literal-preserving escape for c.
-            if nxt in GLOB_SPECIAL:
+            if nxt == "\\":
+                out.append("\\134")  # see _char_escape: never \\\\ before a quote
+            elif nxt in GLOB_SPECIAL:
                 out.append("\\" + nxt)
             else:
                 out.append(_char_escape(nxt))
