@@ -117,7 +117,9 @@ def tokenize(text: str) -> List[str]:
     """Split rule text on blanks outside quotes and parentheses; tokens keep their quotes.
 
     ``peer=(label=foo addr=@bar)`` stays one token, ``"/a b"`` stays one token with its quotes (use
-    aaescape.unquote to read it). Unbalanced quotes or parentheses raise RuleParseError.
+    aaescape.unquote to read it). Parentheses group only when they open a token or follow ``=``;
+    elsewhere (``/dev/shm/test(me``) they are literal, as for apparmor_parser. An unterminated quote
+    or group raises RuleParseError.
     """
     tokens = []  # type: List[str]
     cur = []  # type: List[str]
@@ -136,13 +138,13 @@ def tokenize(text: str) -> List[str]:
             cur.append(c)
         elif in_quote:
             cur.append(c)
-        elif c == "(":
+        elif c == "(" and (depth > 0 or not cur or cur[-1] == "="):
+            # a group opens at a token start or after '=' (peer=(...), (send, receive)); inside a
+            # path such as /dev/shm/test(me the parser reads '(' literally
             depth += 1
             cur.append(c)
-        elif c == ")":
+        elif c == ")" and depth > 0:
             depth -= 1
-            if depth < 0:
-                raise RuleParseError("unbalanced ')' in %r" % (text,))
             cur.append(c)
         elif c.isspace() and depth == 0:
             if cur:

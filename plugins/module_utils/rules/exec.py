@@ -64,8 +64,6 @@ def split_perms(text: str) -> Tuple[frozenset, Optional[str]]:
 def perms_to_str(perms: frozenset, exec_mode: Optional[str]) -> str:
     """Canonical permission string: ``mrwalk`` order, then the exec mode (``mrix``)."""
     out = "".join(c for c in FILE_PERMS_ORDER if c in perms)
-    # "w" implies "a": writing both is redundant and apparmor_parser rejects "wa"? No: it accepts;
-    # keep what was asked, the caller decides.
     return out + (exec_mode or "")
 
 

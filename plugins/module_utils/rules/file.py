@@ -51,11 +51,13 @@ def _path_like(token: str) -> bool:
     return token.startswith(("/", "@{", '"', "{", "\\"))
 
 
-def _read_pattern(token: str) -> str:
+def _read_pattern(token: str, collapse: bool = True) -> str:
+    """Token -> pattern; paths collapse '//' like the parser, profile-name targets do not."""
     try:
-        return aaglob.collapse_slashes(unquote(token))
+        pattern = unquote(token)
     except EscapeError as exc:
         raise RuleParseError(str(exc)) from None
+    return aaglob.collapse_slashes(pattern) if collapse else pattern
 
 
 def render_target(target: str) -> str:
@@ -94,12 +96,16 @@ class FileRule(Rule):
             raise RuleParseError("file rule path must be a non-empty string")
         if path is not None and "\x00" in path:
             raise RuleParseError("file rule path contains NUL")
-        self.path = path
+        # the parser collapses '//' in paths: store what it will read
+        self.path = aaglob.collapse_slashes(path) if path is not None else None
         self.perms = frozenset(perms) if perms is not None else None
         if self.perms is not None:
             unknown = set(self.perms) - set(FILE_PERMS_ORDER)
             if unknown:
                 raise RuleParseError("unknown file permissions %s" % "".join(sorted(unknown)))
+            if "w" in self.perms and "a" in self.perms:
+                # apparmor_parser: "Conflict 'a' and 'w' perms are mutually exclusive" (w includes a)
+                raise RuleParseError("file permissions 'w' and 'a' are mutually exclusive (w includes a)")
         self.exec_mode = exec_mode
         self.target = target
         self.owner = bool(owner)
@@ -144,10 +150,10 @@ class FileRule(Rule):
             pos = rest.index("->")
             if pos != len(rest) - 2:
                 raise RuleParseError("expected one target after '->' in %r" % (text,))
-            target = _read_pattern(rest[pos + 1])
+            target = _read_pattern(rest[pos + 1], collapse=False)
             rest = rest[:pos]
         elif rest[-1].startswith("->"):
-            target = _read_pattern(rest[-1][2:])
+            target = _read_pattern(rest[-1][2:], collapse=False)
             rest = rest[:-1]
         if len(rest) != 2:
             raise RuleParseError("file rule needs a path and permissions: %r" % (text,))
@@ -184,13 +190,19 @@ class FileRule(Rule):
             return cls(pattern, frozenset("mr"), mode, event.get("exec_target"), owner=owner)
         mask = event.get("mask") or {}
         text = mask.get("requested") or mask.get("denied") or ""
+        if not mask.get("denied") and "::" not in text:
+            # An allowed-but-audited access (no denied mask): AppArmor's tools write it without
+            # "owner" even when fsuid == ouid (corpus testcase36); follow them.
+            owner = False
         conv = mask_to_perms(text)
         if conv["owner"] and not conv["other"]:
-            perms, owner = conv["owner"], True
+            perms, owner = set(conv["owner"]), True
         else:
             perms = conv["owner"] | conv["other"]
         if not perms:
             return None
+        if "w" in perms:
+            perms.discard("a")  # w includes a; the parser refuses both together
         return cls(pattern, frozenset(perms), None, None, owner=owner)
 
     # ---- rendering -----------------------------------------------------------------------------
@@ -261,8 +273,8 @@ class LinkRule(Rule):
         super().__init__(audit=audit, deny=deny, comment=comment)
         if not path or not target:
             raise RuleParseError("link rule needs a link path and a target")
-        self.path = path
-        self.target = target
+        self.path = aaglob.collapse_slashes(path)
+        self.target = aaglob.collapse_slashes(target)
         self.subset = bool(subset)
         self.owner = bool(owner)
 

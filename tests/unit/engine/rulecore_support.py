@@ -67,8 +67,12 @@ def compile_profile(text: str, extra: Optional[List[str]] = None) -> Tuple[bool,
     return rc == 0, out + "\n--- profile:\n" + text
 
 
+TUNABLES = "include <tunables/global>\n" if os.path.exists("/etc/apparmor.d/tunables/global") else ""
+
+
 def wrap(lines: List[str], abi: str = "3.0", name: str = "armada_core_test") -> str:
-    return "abi <abi/%s>,\nprofile %s {\n%s\n}\n" % (abi, name, "\n".join("  " + ln for ln in lines))
+    """A one-profile file around rule lines (with the real tunables so @{HOME}, @{PROC} resolve)."""
+    return "abi <abi/%s>,\n%sprofile %s {\n%s\n}\n" % (abi, TUNABLES, name, "\n".join("  " + ln for ln in lines))
 
 
 def compile_rules(lines: List[str], abi: str = "3.0") -> Tuple[bool, str]:
