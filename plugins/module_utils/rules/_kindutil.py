@@ -166,7 +166,20 @@ def parse_value(token: str) -> str:
     value = buf.decode("utf-8", "surrogateescape")
     if value == "":
         raise RuleParseError("empty value %r" % (token,))
+    check_aare(value)
     return value
+
+
+_UNESCAPED_VAR = re.compile(r"(?<!\\)@\{[A-Za-z0-9_]+\}")
+
+
+def check_aare(aare: str) -> None:
+    """RuleParseError unless ``aare`` is a well-formed glob (balanced ``{}``/``[]``, no lone
+    trailing backslash); variables are checked as if they were one plain character."""
+    try:
+        aaglob.glob_to_regex(_UNESCAPED_VAR.sub("V", aare))
+    except aaglob.GlobError as exc:
+        raise RuleParseError("malformed pattern %r: %s" % (aare, exc)) from None
 
 
 def _ends_escaped(text: str) -> bool:
