@@ -57,6 +57,10 @@ def _char_escape(c: str) -> str:
         return "\\%03o" % code
     if 0xD800 <= code <= 0xDFFF:
         raise EscapeError("lone surrogate U+%04X cannot be written to a profile" % code)
+    if not c.isprintable() and c != " ":
+        # U+0085, U+2028, U+2029, format characters...: harmless to the parser (it ends lines at
+        # \n only) but editors and str.splitlines() would show two lines; write their UTF-8 bytes.
+        return "".join("\\%03o" % b for b in c.encode("utf-8"))
     return c
 
 
@@ -183,7 +187,8 @@ def unquote(token: str) -> str:
             raise EscapeError("token encodes a NUL byte: %r" % (token,))
         else:
             out.append(_byte_char(value, e))
-    return "".join(out)
+    # numeric escapes of a UTF-8 sequence (\342\200\250) become that character again
+    return "".join(out).encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
 
 
 def _byte_char(value: str, esc: str) -> str:

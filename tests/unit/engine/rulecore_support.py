@@ -24,7 +24,8 @@ EXAMPLES = int(os.environ.get("ARMADA_FUZZ_EXAMPLES", "150"))
 # The hostile alphabet the issue names, plus blank, tab, CR, DEL, '-' '>' '(' ')' '=' '&' '/',
 # non-ASCII letters and an undecodable raw byte (surrogateescape, as the log reader keeps it).
 HOSTILE = list(',{}[]"#\n\\@*?!^') + [" ", "\t", "\r", "\x7f", "-", ">", "(", ")", "=", "&", "/", "$", "%",
-                                     "é", "日", "\U0001f600", "\udcff", "\udc80", "a", "b", "0", ".", "~", ":"]
+                                     "é", "日", "\U0001f600", "\udcff", "\udc80", "\u2028", "\x85", "\u200b",
+                                     "a", "b", "0", ".", "~", ":"]
 hostile_name = st.one_of(
     st.text(alphabet=st.sampled_from(HOSTILE), min_size=1, max_size=30),
     st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), min_size=1,
