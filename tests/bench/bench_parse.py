@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Benchmark: our log reader (parse + aggregate) against aa-logprof's reader and ``grep -c``.
+
+Prints one markdown section to stdout (tests/bench/run.py collects it into docs/benchmarks.md).
+
+For each log (1,000,000 lines from ../shared/bench/make_auditlog.py, audit and syslog formats, and a
+200,000-line audit log to show RSS does not grow with the file) it runs, each in its own process and
+``--repeat`` times (best wall time kept): our LogReader through ``feed_stream``; the peer
+``peer_logprof_read.py`` under /usr/bin/python3; ``grep -c apparmor=``. Wall time, CPU time (user+sys
+of the child, from wait4: the machine is shared, CPU time is the fairer figure) and peak RSS
+(ru_maxrss) are reported, with distinct events next to the peer's, and the bytes we return
+(JSON of the result) against the raw AppArmor lines read.
+
+Usage: bench_parse.py [--lines 1000000] [--repeat 3] [--workdir build/bench]
+       bench_parse.py --child FILE      (internal: one timed run of our reader, prints JSON)
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHARED = os.environ.get("ARMADA_SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
+GEN = os.path.join(SHARED, "bench", "make_auditlog.py")
+PEER = os.path.join(SHARED, "bench", "peer_logprof_read.py")
+SYS_PY = "/usr/bin/python3"
+
+
+def child(path):
+    """One timed run of our reader over ``path``; prints JSON (runs in its own process)."""
+    sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
+    from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    reader = LogReader(host="bench")
+    with open(path, "rb") as fh:
+        reader.feed_stream(fh)
+    res = reader.result()
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    out = json.dumps(res, separators=(",", ":")).encode()
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "events": len(res["events"]), "records": res["stats"]["records"],
+                      "lines": res["stats"]["lines"], "skipped": res["stats"]["skipped"],
+                      "returned_bytes": len(out), "peer_view": peer_view(res["events"])}))
+
+
+# socket operations aa-logprof 3.0 files as network (its op_type); others, e.g. "send"/"receive", it drops
+PEER_NET_OPS = frozenset(("create", "post_create", "bind", "connect", "listen", "accept", "sendmsg", "recvmsg",
+                          "getsockname", "getpeername", "getsockopt", "setsockopt", "socket_create",
+                          "sock_shutdown"))
+
+
+def peer_view(events):
+    """Our events counted the way aa-logprof's tree counts leaves (see docs/benchmarks.md).
+
+    logprof keys by record class (ALLOWED/DENIED separately), skips AUDIT/STATUS/ERROR, splits file
+    masks into letters (c and d become w), keys network by family/type/protocol only, exec by
+    (name, target). What it never sees is left out: libapparmor 3.0.8 rejects every unix socket
+    record, and logprof drops network records whose operation is not in its list. Recomputing that
+    from our folded events checks that we read the same records as the peer.
+    """
+    leaves = set()
+    for e in events:
+        if e["kind"] == "unix" or (e["kind"] == "network" and not set(e["operations"]) & PEER_NET_OPS):
+            continue
+        for mode in e["modes"]:
+            if mode not in ("ALLOWED", "DENIED", "HINT", "KILLED") or not e.get("profile"):
+                continue
+            base = (mode, e["profile"])
+            kind = e["kind"]
+            mask = e.get("mask") or {}
+            if kind == "exec":
+                leaves.add(base + ("exec", e.get("path"), e.get("target") or ""))
+            elif kind == "file":
+                dmask = (mask.get("denied") or "").replace("c", "w").replace("d", "w")
+                owner = bool(e.get("owner"))
+                if "::" in dmask:
+                    own, other = dmask.split("::")
+                    dmask, owner = (own, True) if own else (other, owner)
+                for perm in dmask:
+                    leaves.add(base + ("path", e.get("path"), owner, perm))
+            elif kind == "capability":
+                leaves.add(base + ("cap", e.get("capname") or e.get("capability")))
+            elif kind in ("network", "unix"):
+                leaves.add(base + ("net", e.get("family"), e.get("sock_type"), e.get("protocol")))
+            elif kind == "ptrace":
+                leaves.add(base + ("ptrace", e.get("peer"), mask.get("denied")))
+            elif kind == "signal":
+                leaves.add(base + ("signal", e.get("peer"), mask.get("denied"), e.get("signal")))
+            elif kind == "dbus":
+                leaves.add(base + ("dbus", mask.get("requested"), e.get("bus"), e.get("dbus_path"),
+                                   e.get("dbus_name"), e.get("interface"), e.get("member"), e.get("peer")))
+            elif kind in ("change_hat", "change_profile"):
+                leaves.add(base + (kind, e.get("target")))
+    return len(leaves)
+
+
+def run(cmd):
+    """(wall seconds, cpu seconds, peak RSS KiB, stdout) of one child process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    _pid, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status
+    if proc.returncode != 0:
+        raise RuntimeError("%s failed: %s" % (" ".join(cmd), err.decode(errors="replace")[-2000:]))
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, out.decode()
+
+
+def best(cmd, repeat):
+    runs = [run(cmd) for _ in range(repeat)]
+    wall = min(r[0] for r in runs)
+    cpu = min(r[1] for r in runs)
+    rss = max(r[2] for r in runs)
+    return wall, cpu, rss, runs[-1][3]
+
+
+def raw_apparmor_bytes(path):
+    total = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            if b"apparmor=" in line:
+                total += len(line)
+    return total
+
+
+def ensure_log(workdir, lines, fmt):
+    path = os.path.join(workdir, "bench-%s-%d.log" % (fmt, lines))
+    if not os.path.exists(path):
+        os.makedirs(workdir, exist_ok=True)
+        subprocess.check_call([SYS_PY, GEN, "--lines", str(lines), "--format", fmt, "--out", path + ".tmp"])
+        os.rename(path + ".tmp", path)
+    return path
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--child")
+    ap.add_argument("--lines", type=int, default=1000000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--workdir", default=os.path.join(ROOT, "build", "bench"))
+    args = ap.parse_args()
+    if args.child:
+        child(args.child)
+        return
+    py = sys.executable
+    logs = [("audit", args.lines), ("syslog", args.lines), ("audit", args.lines // 5)]
+    rows, details = [], []
+    for fmt, lines in logs:
+        path = ensure_log(args.workdir, lines, fmt)
+        ours_runs = [run([py, os.path.abspath(__file__), "--child", path]) for _ in range(args.repeat)]
+        peer_runs = [run([SYS_PY, PEER, path]) for _ in range(args.repeat)]
+        ours = min((json.loads(r[3]) for r in ours_runs), key=lambda d: d["seconds"])
+        peer = min((json.loads(r[3]) for r in peer_runs), key=lambda d: d["seconds"])
+        ours_w, peer_w = ours["seconds"], peer["seconds"]
+        ours_c = ours["cpu"]
+        ours_rss, peer_rss = max(r[2] for r in ours_runs), max(r[2] for r in peer_runs)
+        grep_w, _c, _r, grep_out = best(["grep", "-c", "apparmor=", path], args.repeat)
+        raw = raw_apparmor_bytes(path)
+        rows.append("| %s %s lines (%.0f MB) | %.2f s (CPU %.2f s) | %.2f s | %.1fx | %.2f s | %d MB | %d MB | "
+                    "%d | %d | %d |" % (
+                        fmt, format(lines, ","), os.path.getsize(path) / 1e6, ours_w, ours_c, peer_w,
+                        peer_w / ours_w, grep_w, ours_rss // 1024, peer_rss // 1024,
+                        ours["events"], ours["peer_view"], peer["events"]))
+        details.append("| %s %s | %s | %s | %s | %d | %d (%.2f%%) | %s |" % (
+            fmt, format(lines, ","), format(ours["records"], ","), grep_out.strip(), format(ours["lines"], ","),
+            raw, ours["returned_bytes"], 100.0 * ours["returned_bytes"] / raw, ours["skipped"] or "none"))
+    print("## Log reading (parse + aggregate)\n")
+    print("Each tool runs in its own process, %d times; the best time of each tool's own timed section is "
+          "shown (ours: `feed_stream` + `result()`; the peer: its `read_log`, as it reports). Peak RSS is the "
+          "child's ru_maxrss (wait4). Commands:\n" % args.repeat)
+    print("```")
+    print("%s %s --lines N --format audit|syslog --out FILE   # the logs" % (SYS_PY, GEN))
+    print("%s tests/bench/bench_parse.py --child FILE          # ours: LogReader.feed_stream + result()"
+          % os.path.relpath(py, ROOT))
+    print("%s %s FILE                                           # the peer (aa-logprof's reader)" % (SYS_PY, PEER))
+    print("grep -c apparmor= FILE")
+    print("```\n")
+    print("| log | ours | peer | speed-up | grep -c | ours peak RSS | peer peak RSS | our events | "
+          "our events, peer's view | peer events |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    print("\n| log | records read | grep -c apparmor= | lines | raw AppArmor bytes | bytes returned (JSON) | "
+          "skipped |")
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(details))
+    print("")
+
+
+if __name__ == "__main__":
+    main()
