@@ -34,10 +34,10 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import 
 
 NETWORK_ACCESS = frozenset(("create", "bind", "listen", "accept", "connect", "shutdown", "getattr", "setattr",
                             "getopt", "setopt", "send", "receive"))
-NETWORK_ALIASES = {"r": ("receive", "getattr", "getopt"), "read": ("receive", "getattr", "getopt"),
-                   "w": ("create", "connect", "send", "setattr", "setopt"),
-                   "write": ("create", "connect", "send", "setattr", "setopt")}
-NETWORK_ALIASES["rw"] = tuple(NETWORK_ALIASES["r"]) + tuple(NETWORK_ALIASES["w"])
+# The kernel defines AA_MAY_SEND as AA_MAY_WRITE and AA_MAY_RECEIVE as AA_MAY_READ, so r/w are
+# aliases of receive/send (apparmor.d(5) lists r, w, rw among the accesses).
+NETWORK_ALIASES = {"r": ("receive",), "read": ("receive",), "w": ("send",), "write": ("send",),
+                   "rw": ("receive", "send")}
 # Accesses that involve the remote end; only these get a peer=(...) from an event.
 PEER_ACCESS = frozenset(("connect", "send", "receive", "accept"))
 DOMAINS = frozenset((

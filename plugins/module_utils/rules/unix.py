@@ -33,10 +33,10 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import 
 
 UNIX_ACCESS = frozenset(("create", "bind", "listen", "accept", "connect", "shutdown", "getattr", "setattr",
                          "getopt", "setopt", "send", "receive"))
-UNIX_ALIASES = {"r": ("receive", "getattr", "getopt"), "read": ("receive", "getattr", "getopt"),
-                "w": ("create", "connect", "send", "setattr", "setopt"),
-                "write": ("create", "connect", "send", "setattr", "setopt")}
-UNIX_ALIASES["rw"] = tuple(UNIX_ALIASES["r"]) + tuple(UNIX_ALIASES["w"])
+# The kernel defines AA_MAY_SEND as AA_MAY_WRITE and AA_MAY_RECEIVE as AA_MAY_READ, so r/w are
+# aliases of receive/send (apparmor.d(5) lists r, w, rw among the accesses).
+UNIX_ALIASES = {"r": ("receive",), "read": ("receive",), "w": ("send",), "write": ("send",),
+                "rw": ("receive", "send")}
 # Permissions implied by a rule without access list that has a peer part (apparmor.d(5)).
 PEER_ACCESS = frozenset(("connect", "send", "receive", "accept"))
 LOCAL_FIELDS = ("addr", "label", "attr", "opt")

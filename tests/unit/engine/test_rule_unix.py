@@ -22,6 +22,8 @@ MAN_EXAMPLES = [
     ("unix (accept, receive) addr=@foo peer=(label=/bar),", "unix (accept, receive) addr=@foo peer=(label=/bar),"),
     ("unix addr=@*,", "unix addr=@*,"),
     ("unix bind addr=auto,", "unix (bind) addr=auto,"),
+    # r/w are receive/send: the kernel defines AA_MAY_RECEIVE as AA_MAY_READ, AA_MAY_SEND as AA_MAY_WRITE
+    ("unix rw peer=(label=x),", "unix (receive, send) peer=(label=x),"),
 ]
 
 
