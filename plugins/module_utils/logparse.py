@@ -69,6 +69,7 @@ _LINE_MARKERS = _CANDIDATE_MARKERS + (_JSON_BINARY,)
 
 _STAMP = re.compile(rb"audit\((\d+)\.(\d+):(\d+)\):? ?")
 _TYPE = re.compile(rb"type=(\S+)")
+_NODE = re.compile(rb"(?:^|(?<=\s))node=(\S+) (?=type=)")
 _PIDTOK = re.compile(rb"(?<![\w-])pid=(\d+)")
 _KV = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)=(\"[^\"]*\"|'[^']*'|[^\s\"']*)")
 _HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+$")
@@ -177,12 +178,12 @@ def split_header(line):
     body``, ``dbus-daemon[PID]: body``) whose time comes from the syslog header.
     """
     out = {"node": None, "type": None, "stamp": None, "body": b"", "header": b"", "error": None}
-    if line.startswith(b"node="):
-        sp = line.find(b" ")
-        if sp > 5:
-            out["node"] = line[5:sp].decode("utf-8", "replace")
-            line = line[sp + 1:]
     a = line.find(b"audit(")
+    n = _NODE.search(line, 0, a if a >= 0 else len(line))
+    if n:  # auditd name_format, also behind a syslog header (audispd's syslog plugin)
+        out["node"] = n.group(1).decode("utf-8", "replace")
+        line = line[:n.start()] + line[n.end():]
+        a = line.find(b"audit(")
     if a >= 0 and line.find(b"apparmor=", 0, a) < 0:
         m = _STAMP.match(line, a)
         if not m:
@@ -728,8 +729,9 @@ class LogReader:
         recs = None
         if not self.raw_samples:
             recs = _FAST.findall(buf, 0, end)
+            # (a JSON block starts with "{"; a binary MESSAGE in a block of other lines is not looked for)
             if buf.count(b"apparmor=", 0, end) != len(recs) or any(map(_OLD, recs)) or (
-                    buf.find(b"node=", 0, end) >= 0) or buf.find(_JSON_BINARY, 0, end) >= 0:
+                    buf.find(b"node=", 0, end) >= 0) or (buf[:1] == b"{" and buf.find(_JSON_BINARY, 0, end) >= 0):
                 recs = None
         if recs is None:
             recs = self._mixed(bytes(buf[:end]) if not isinstance(buf, bytes) else buf, end)
@@ -747,7 +749,7 @@ class LogReader:
         raws = {} if self.raw_samples else None  # type: Optional[Dict[Any, bytes]]
         for m in _FAST.finditer(chunk, 0, end):
             ls = chunk.rfind(b"\n", 0, m.start()) + 1
-            if m.group(5) or chunk.startswith(b"node=", ls):
+            if m.group(5) or chunk.find(b"node=", ls, m.start()) >= 0:
                 continue
             g = m.groups()
             recs.append(g)
@@ -833,11 +835,8 @@ class LogReader:
                 self._skip(err, line)
                 return
             line = msg
-        node = None
-        if line.startswith(b"node="):
-            sp = line.find(b" ")
-            node = line[5:sp] if sp > 0 else None
         head = split_header(line)
+        node = head["node"]
         if head["error"] == "not_a_record":
             self.stats["ignored"] += 1
             return

@@ -74,6 +74,10 @@ def test_auditd_enriched_separator_and_uppercase_fields():
 def test_node_prefix_is_the_origin():
     ev = only_event(("node=web-7.example type=AVC msg=audit(1700000000.123:45): %s\n" % AVC).encode(), host="inv")
     check_shadow_open(ev, host="web-7.example")
+    # audispd's syslog plugin: the same record behind a syslog header
+    ev3 = only_event(("Nov 25 10:00:00 collector audispd: node=web-7.example type=AVC msg=audit(1700000000.123:45): "
+                      "%s\n" % AVC).encode(), host="inv")
+    check_shadow_open(ev3, host="web-7.example")
     ev2 = only_event(("type=AVC msg=audit(1700000000.123:45): %s\n" % AVC).encode(), host="inv")
     assert ev2["host"] == "inv" and ev2["id"] != ev["id"]
 
