@@ -81,3 +81,15 @@ build: venv
 clean:
 	-[ -x tests/lab/lab ] && tests/lab/lab down
 	rm -rf $(VENV) $(VENV38) build .pytest_cache .ruff_cache .hypothesis
+
+# The qemu lab (tests/lab/lab, docs/lab.md). LAB_HOSTS guests; `make test` and `make demo` boot their own.
+LAB_HOSTS ?= 3
+.PHONY: lab-build lab-up lab-down lab-status
+lab-build: apt
+	tests/lab/lab build
+lab-up: apt venv link
+	tests/lab/lab up $(LAB_HOSTS)
+lab-down:
+	tests/lab/lab down
+lab-status:
+	tests/lab/lab status
