@@ -46,12 +46,12 @@ options:
     default: /var/backups/armada-apparmor
   backup_keep:
     description:
-      - Retention, applied after each snapshot: keep at most this many snapshots (0 = no limit).
+      - Retention, applied after each snapshot - keep at most this many snapshots (0 = no limit).
     type: int
     default: 20
   backup_max_age_days:
     description:
-      - Retention: remove snapshots older than this many days (0 = no limit). The newest snapshot is never removed.
+      - Retention - remove snapshots older than this many days (0 = no limit). The newest snapshot is never removed.
     type: int
     default: 180
 """

@@ -21,7 +21,7 @@ description:
   - The M(armada.apparmor.profile) and M(armada.apparmor.rules) modules call the same code before they change
     anything (their C(backup) option) and return the snapshot id.
 author:
-  - armada.apparmor developers
+  - armada.apparmor developers (@armada)
 extends_documentation_fragment:
   - armada.apparmor.host
 options:

@@ -22,7 +22,7 @@ description:
     another mode unless O(force=true) - bulk-enforcing them breaks systems.
   - On a kernel without AppArmor the file operations are done and loading is reported as skipped, with the reason.
 author:
-  - armada.apparmor developers
+  - armada.apparmor developers (@armada)
 extends_documentation_fragment:
   - armada.apparmor.host
   - armada.apparmor.host.BACKUP

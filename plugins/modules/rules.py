@@ -22,7 +22,7 @@ description:
   - The result is compiled with the host's C(apparmor_parser -QK) before anything is written (a failure leaves
     the files and the kernel untouched and returns the parser's message), written atomically, and reloaded.
 author:
-  - armada.apparmor developers
+  - armada.apparmor developers (@armada)
 extends_documentation_fragment:
   - armada.apparmor.host
   - armada.apparmor.host.BACKUP

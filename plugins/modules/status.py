@@ -21,7 +21,7 @@ description:
     C(raw_sha1)/C(raw_sha256) the kernel exports).
   - Never changes anything. Also sets the fact C(apparmor_status).
 author:
-  - armada.apparmor developers
+  - armada.apparmor developers (@armada)
 extends_documentation_fragment:
   - armada.apparmor.host
 options:
