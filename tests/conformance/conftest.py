@@ -14,18 +14,16 @@ from typing import Callable, Dict, Optional, Tuple
 
 import pytest
 
-_REPORTS = {}  # type: Dict[str, Tuple[int, int, Optional[str]]]
+_REPORTS: Dict[str, Tuple[int, int, Optional[str]]] = {}
 
 
-def record_conformance(name, passed, total, note=None):
-    # type: (str, int, int, Optional[str]) -> None
+def record_conformance(name: str, passed: int, total: int, note: Optional[str] = None) -> None:
     """Remember the result of suite ``name``: ``passed`` of ``total`` cases (N counts every case)."""
     _REPORTS[name] = (int(passed), int(total), note)
 
 
 @pytest.fixture
-def conformance_report():
-    # type: () -> Callable[..., None]
+def conformance_report() -> Callable[..., None]:
     """``conformance_report(name, passed, total, note=None)``: report a suite's P/N."""
     return record_conformance
 
