@@ -30,11 +30,11 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import 
 MODE_FLAGS = ("complain", "kill", "unconfined", "prompt", "enforce", "default_allow")
 KNOWN_MODES = ("enforce", "complain", "kill", "unconfined", "prompt")
 
-_INCLUDE_RE = re.compile(r'^(?:#\s*include|include)(\s+if\s+exists)?\s+(<[^>\n]*>|"(?:\\.|[^"\\])*"|\S+)\s*$')
+_INCLUDE_RE = re.compile(r'^(?:#include|include)(\s+if\s+exists)?\s+(<[^>\n]*>|"(?:\\.|[^"\\])*"|[^\s#]+)\s*(?:#.*)?$')
 _VAR_RE = re.compile(r"^@\{([A-Za-z0-9_]+)\}\s*(\+?=)\s*(.*)$", re.S)
-# "#include <x>" is a directive, "# include the programs" is a comment: require the target opener.
-_INCLUDE_START = re.compile(
-    r'(?:(?:#include|include)\s+(?:if\s+exists\s+)?[<"/A-Za-z]|#\s+include\s+(?:if\s+exists\s+)?[<"])')
+# "#include <x>" is the old directive; "#  include <x>" (with a blank) is a comment, as the
+# abstractions' own usage examples ("#   include <abstractions/exo-open>") show.
+_INCLUDE_START = re.compile(r'(?:#include|include)[ \t]+(?:if[ \t]+exists[ \t]+)?[<"/A-Za-z]')
 _VAR_START = re.compile(r"@\{[A-Za-z0-9_]+\}\s*\+?=")
 _FLAGS_RE = re.compile(r"\bflags\s*=\s*\(([^)]*)\)")
 
@@ -539,12 +539,16 @@ def _split_statements(text: str) -> Iterable[Statement]:
             line += 1
             i += 1
             continue
-        if c == "#" and not line_directive and depth == 0:
-            # comment after a partial statement (multi-line rule): keep it inside the statement text
+        if c == "#" and not line_directive and text[i - 1] in " \t\n":
+            # comment inside a multi-line statement (a '#' after a blank; "/a/#b" is a path)
             end = text.find("\n", i)
             i = n if end < 0 else end
             continue
-        if c in "([" or (c == "{" and not _opens_block(text, i)):
+        if c == "(" and i > start and text[i - 1] not in " \t\n=(":
+            pass  # literal '(' inside a name such as /dev/shm/test(me (apparmor_parser reads it so)
+        elif c == ")" and depth == 0:
+            pass
+        elif c in "([" or (c == "{" and not _opens_block(text, i)):
             depth += 1
         elif c in ")]" or (c == "}" and depth > 0):
             depth = max(0, depth - 1)

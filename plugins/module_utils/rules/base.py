@@ -43,7 +43,8 @@ def abi_tuple(abi: Any) -> Tuple[int, int]:
 
 
 def split_comment(text: str) -> Tuple[str, Optional[str]]:
-    """Split ``body  # comment`` at the first ``#`` outside quotes; return (body, comment or None).
+    """Split ``body  # comment`` at the first ``#`` outside quotes that follows a blank (or starts
+    the text); return (body, comment or None).
 
     Quote-aware because a quoted path may legitimately contain ``#``. A backslash escapes the next
     character (inside and outside quotes), as in apparmor_parser's lexer.
@@ -58,7 +59,8 @@ def split_comment(text: str) -> Tuple[str, Optional[str]]:
             continue
         if c == '"':
             in_quote = not in_quote
-        elif c == "#" and not in_quote:
+        elif c == "#" and not in_quote and (i == 0 or text[i - 1] in " \t"):
+            # a comment starts at a '#' after a blank; "/a/#b" is a path (apparmor_parser agrees).
             # "#include" is a directive, not a comment; callers handle directives before this.
             return text[:i].rstrip(), text[i + 1:].strip()
         i += 1

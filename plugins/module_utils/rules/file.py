@@ -115,7 +115,12 @@ class FileRule(Rule):
             raise RuleParseError("a bare 'file' rule cannot have an exec mode or target")
         if path is not None and not self.perms and not exec_mode:
             raise RuleParseError("file rule for %r has no permissions" % (path,))
-        validate_exec(exec_mode, self.deny, target)
+        if exec_mode is None and target is not None:
+            # "/a rwl -> /b": the target of the link permission (apparmor.d(5) link pairs)
+            if "l" not in (self.perms or ()):
+                raise RuleParseError("'-> %s' needs an exec mode or the 'l' permission" % (target,))
+        else:
+            validate_exec(exec_mode, self.deny, target)
 
     # ---- parsing -------------------------------------------------------------------------------
     @classmethod
@@ -218,7 +223,7 @@ class FileRule(Rule):
         parts = ["file"] if self.file_keyword else []
         parts.extend([perms, path] if self.perms_first else [path, perms])
         if self.target is not None:
-            parts.extend(["->", render_target(self.target)])
+            parts.extend(["->", render_target(self.target) if self.exec_mode else quote_pattern(self.target)])
         return " ".join(parts)
 
     # ---- comparison ----------------------------------------------------------------------------
@@ -237,6 +242,12 @@ class FileRule(Rule):
             return False
         if other.exec_mode is not None and not self.deny and self.target != other.target:
             return False
+        if other.exec_mode is None and other.target is not None:
+            # link pair: the covering rule's link target must cover the other's
+            if self.target is None or not aaglob.glob_covers(self.target, other.target, variables):
+                return False
+        elif self.exec_mode is None and self.target is not None and "l" in (other.perms or ()):
+            return False  # a restricted link pair does not cover an unrestricted 'l'
         return aaglob.glob_covers(self.path, other.path, variables)
 
     def index_key(self) -> tuple:

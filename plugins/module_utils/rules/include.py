@@ -23,7 +23,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import 
 )
 
 _INCLUDE_RE = re.compile(
-    r'^(?:#\s*include|include)(?P<ifexists>\s+if\s+exists)?\s+(?:<(?P<magic>[^<>\n]*)>|(?P<quoted>"(?:\\.|[^"\\])*")'
+    r'^(?:#include|include)(?P<ifexists>\s+if\s+exists)?\s+(?:<(?P<magic>[^<>\n]*)>|(?P<quoted>"(?:\\.|[^"\\])*")'
     r"|(?P<bare>[^\s\"<>]+))\s*$")
 _SAFE_TARGET = re.compile(r"^[A-Za-z0-9_.+/-]+$")
 _VARIABLE_RE = re.compile(r"^@\{(?P<name>[A-Za-z0-9_]+)\}\s*(?P<op>\+?=)\s*(?P<values>.*)$", re.S)
@@ -55,14 +55,21 @@ class IncludeRule(Rule):
     @classmethod
     def can_parse(cls, text: str) -> bool:
         stripped = text.strip()
-        return bool(re.match(r"^(?:#\s*include|include)\s", stripped)) and bool(
-            _INCLUDE_RE.match(split_comment(stripped)[0] if not stripped.startswith("#") else stripped))
+        if not re.match(r"^(?:#include|include)\s", stripped):
+            return False
+        try:
+            cls.parse(stripped)
+        except RuleParseError:
+            return False
+        return True
 
     @classmethod
     def parse(cls, text: str) -> "IncludeRule":
         stripped = text.strip()
-        comment = None
-        if not stripped.startswith("#"):
+        if stripped.startswith("#"):
+            rest, comment = split_comment(stripped[1:])
+            stripped = "#" + rest
+        else:
             stripped, comment = split_comment(stripped)
         m = _INCLUDE_RE.match(stripped.rstrip(","))
         if not m:
