@@ -167,6 +167,11 @@ def test_concurrent_writer_rotating_while_reader_reads():
                         if os.path.exists("%s.%d" % (log, k)):
                             os.rename("%s.%d" % (log, k), "%s.%d" % (log, k + 1))
                     os.rename(log, log + ".1")
+                    # let the reader look at least once while the renamed file is still being written
+                    seen = reads[0]
+                    deadline = time.time() + 2
+                    while reads[0] == seen and time.time() < deadline:
+                        time.sleep(0.001)
                     fh.close()
                     fh = open(log, "a")
             fh.close()
@@ -177,19 +182,19 @@ def test_concurrent_writer_rotating_while_reader_reads():
         assert info["status"] == "ok" and got == []
         t = threading.Thread(target=writer)
         t.start()
-        reads = 0
+        reads = [0]
         while not done.is_set():
             chunks = []
             state, info = ls.read_file(log, state, chunks.append)
             assert not info["cursor_lost"], info
             got.extend(b"".join(chunks).decode().splitlines())
-            reads += 1
+            reads[0] += 1
             time.sleep(0.001)
         t.join()
         chunks = []
         state, info = ls.read_file(log, state, chunks.append)
         got.extend(b"".join(chunks).decode().splitlines())
-        assert reads > 3
+        assert reads[0] > 3
         assert got == expected
     finally:
         shutil.rmtree(top)
