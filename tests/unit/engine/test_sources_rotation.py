@@ -157,23 +157,38 @@ def test_concurrent_writer_rotating_while_reader_reads():
         done = threading.Event()
         expected = ["type=AVC msg=audit(1.0:%d): n=%d" % (n, n) for n in range(total)]
 
+        reads = [0]
+
+        def wait_for_a_read():
+            seen = reads[0]
+            deadline = time.time() + 2
+            while reads[0] == seen and time.time() < deadline:
+                time.sleep(0.001)
+
         def writer():
             fh = open(log, "a")
-            for n in range(total):
+            n = 0
+            while n < total:
                 fh.write(expected[n] + "\n")
                 fh.flush()
-                if n % 700 == 699:
+                n += 1
+                if n % 700 == 0:
                     for k in range(9, 0, -1):
                         if os.path.exists("%s.%d" % (log, k)):
                             os.rename("%s.%d" % (log, k), "%s.%d" % (log, k + 1))
                     os.rename(log, log + ".1")
-                    # let the reader look at least once while the renamed file is still being written
-                    seen = reads[0]
-                    deadline = time.time() + 2
-                    while reads[0] == seen and time.time() < deadline:
-                        time.sleep(0.001)
+                    # like auditd before it reopens: lines still go to the renamed file, before and
+                    # after the reader has looked at the directory without the live file
+                    for _ in range(2):
+                        wait_for_a_read()
+                        for _ in range(5):
+                            if n < total:
+                                fh.write(expected[n] + "\n")
+                                n += 1
+                        fh.flush()
                     fh.close()
                     fh = open(log, "a")
+                    wait_for_a_read()
             fh.close()
             done.set()
 
@@ -182,7 +197,6 @@ def test_concurrent_writer_rotating_while_reader_reads():
         assert info["status"] == "ok" and got == []
         t = threading.Thread(target=writer)
         t.start()
-        reads = [0]
         while not done.is_set():
             chunks = []
             state, info = ls.read_file(log, state, chunks.append)
