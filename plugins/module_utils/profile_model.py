@@ -311,12 +311,10 @@ class ProfileFile:
         """
         prof = self.find(profile)
         if prof is None and create and profile and "//" in profile:
-            parent_name, _sep, child = profile.rpartition("//")
-            parent = self.find(parent_name)
-            if parent is None:
-                raise ProfileError("profile %r not found" % parent_name)
+            parent, child = self._split_new_child(profile)
+            check_hat_name(child)
             self._insert_block(parent, "^%s {" % _header_name(child), [])
-            prof = self.find(profile)
+            prof = self.find(parent.full_name + "//" + child)
         if prof is None:
             raise ProfileError("profile %r not found" % (profile,))
         lines = []
@@ -341,6 +339,17 @@ class ProfileFile:
             new_lines = ["# " + " ".join(comment.splitlines())] + new_lines
         self._insert_block(prof, None, new_lines)
         return [line for line in new_lines if not line.startswith("# ")]
+
+    def _split_new_child(self, profile: str) -> Tuple[Profile, str]:
+        """Split ``parent//child`` at the first ``//`` after an existing profile name (children
+        from logs may start with '/', e.g. ``p//null-/bin/true`` or ``p///x``)."""
+        pos = profile.find("//")
+        while pos >= 0:
+            parent = self.find(profile[:pos])
+            if parent is not None:
+                return parent, profile[pos + 2:]
+            pos = profile.find("//", pos + 1)
+        raise ProfileError("no parent profile found for %r" % (profile,))
 
     def add_include(self, profile: Optional[str], target: str, if_exists: bool = False) -> bool:
         """Add ``include <target>`` to a profile unless an include of the same target exists."""
@@ -397,6 +406,20 @@ class ProfileFile:
         if prof is None:
             raise ProfileError("profile %r not found" % (profile,))
         return list(prof.walk()) if recursive else [prof]
+
+
+def check_hat_name(name: str) -> str:
+    """Refuse hat/child names apparmor_parser rejects or reads as something else: empty, NUL,
+    a leading ':' (namespace) or '&' (stacking), or '//' (a nested child). Others are quoted."""
+    if not isinstance(name, str) or not name:
+        raise ProfileError("invalid hat name %r: empty" % (name,))
+    if "\x00" in name:
+        raise ProfileError("invalid hat name %r: NUL byte" % (name,))
+    if name[0] in ":&":
+        raise ProfileError("invalid hat name %r: a leading %r means a namespace or a stack" % (name, name[0]))
+    if "//" in name:
+        raise ProfileError("invalid hat name %r: '//' separates nested profiles" % (name,))
+    return name
 
 
 def _header_name(name: str) -> str:

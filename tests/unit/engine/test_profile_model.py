@@ -1,0 +1,207 @@
+"""Profile model: every real profile/abstraction and every corpus .profile parses and renders back
+byte-identical; edits (rules, hats, flags) change only what was asked and compile with the real
+apparmor_parser (includes resolved under /etc/apparmor.d)."""
+import difflib
+import glob
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rulecore_support import COUNTS, EXAMPLES, compile_profile, count, hostile_name
+
+from ansible_collections.armada.apparmor.plugins.module_utils import profile_model as pm
+from ansible_collections.armada.apparmor.plugins.module_utils.rules import parse_rule
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import RuleParseError
+
+APPARMOR_D = "/etc/apparmor.d"
+MAN = os.path.join(APPARMOR_D, "usr.bin.man")
+
+
+def _corpus():
+    from conftest import corpus_dir
+
+    return corpus_dir()
+
+
+def _real_files():
+    files = sorted(glob.glob(os.path.join(_corpus(), "*.profile")))
+    files += [os.path.join(os.path.dirname(_corpus()), "logprof", "ping.bin.ping")]
+    for pattern in ("*", "abstractions/*", "abstractions/*/*", "tunables/*"):
+        files += [f for f in sorted(glob.glob(os.path.join(APPARMOR_D, pattern))) if os.path.isfile(f)]
+    return [f for f in files if os.path.exists(f)]
+
+
+def _read(path):
+    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+        return fh.read()
+
+
+def test_every_real_file_round_trips_and_every_rule_parses():
+    files = _real_files()
+    assert len(files) > 150
+    rules = 0
+    for path in files:
+        text = _read(path)
+        pf = pm.ProfileFile.parse(text, path)
+        assert pf.render() == text, path
+        for prof in pf.all_profiles():
+            for pr in prof.rules:
+                assert pr.rule is not None, (path, pr.text, pr.error)
+                rules += 1
+        for pr in pf.toplevel_rules:
+            assert pr.rule is not None, (path, pr.text, pr.error)
+            rules += 1
+    print("\nprofile_model: %d files, %d rules parsed" % (len(files), rules))
+
+
+def test_structure_of_ping_profile():
+    text = _read(os.path.join(os.path.dirname(_corpus()), "logprof", "ping.bin.ping"))
+    pf = pm.ProfileFile.parse(text)
+    assert pf.abi == "abi/5.0"
+    assert [i.target for i in pf.includes] == ["tunables/global"]
+    (prof,) = pf.profiles
+    assert prof.name == "ping" and prof.attachment == "/{usr/,}bin/{,iputils-}ping"
+    targets = [(i.target, i.if_exists) for i in prof.includes]
+    assert targets[:4] == [("abstractions/base", False), ("abstractions/consoles", False),
+                           ("abstractions/nameservice", False), ("local/bin.ping", True)]
+    kinds = set(pr.rule.kind for pr in prof.rules)
+    assert {"capability", "network", "file"} <= kinds
+
+
+def test_children_hats_and_man_profile():
+    pf = pm.ProfileFile.parse(_read(MAN))
+    names = [p.full_name for p in pf.all_profiles()]
+    assert names == ["/usr/bin/man", "man_groff", "man_filter"]
+    text = "profile a /usr/bin/a {\n  /x r,\n  ^h1 {\n    /y r,\n  }\n  hat h2 {\n  }\n  profile c {\n  }\n}\n"
+    pf = pm.ProfileFile.parse(text)
+    assert [p.full_name for p in pf.all_profiles()] == ["a", "a//h1", "a//h2", "a//c"]
+    assert pf.find("a//h1").is_hat and not pf.find("a//c").is_hat
+    assert pf.find("/usr/bin/a") is pf.profiles[0]  # by attachment
+
+
+def test_variables_and_comments():
+    text = "@{X} = /a /b\n@{X} += \"/c d\"\n# top comment\n/p {\n  @{Y}=/q\n  /r r, # trailing\n}\n"
+    pf = pm.ProfileFile.parse(text)
+    assert pf.variables == {"X": ["/a", "/b", "/c d"]}
+    assert pf.profiles[0].variables == {"Y": ["/q"]}
+    comments = [s.text for s in pf.statements if s.kind == "comment"]
+    assert comments == ["# top comment", "# trailing"]
+
+
+def _diff(a, b):
+    return [ln for ln in difflib.unified_diff(a.splitlines(), b.splitlines(), lineterm="", n=0)
+            if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
+
+
+def test_add_rules_keeps_layout_and_compiles():
+    original = _read(MAN)
+    pf = pm.ProfileFile.parse(original)
+    added = pf.add_rules("man_groff", [parse_rule("/srv/man/** r,"), "capability net_raw,"], comment="added by test")
+    assert added == ["/srv/man/** r,", "capability net_raw,"]
+    new = pf.render()
+    # only three added lines, indented like their neighbours, inside man_groff
+    assert _diff(original, new) == ["+  # added by test", "+  /srv/man/** r,", "+  capability net_raw,"]
+    groff = pm.ProfileFile.parse(new).find("man_groff")
+    assert parse_rule("/srv/man/** r,") in [pr.rule for pr in groff.rules]
+    # again: nothing to add
+    assert pf.add_rules("man_groff", ["/srv/man/** r,"]) == []
+    ok, out = compile_profile(new)
+    assert ok, out
+
+
+def test_add_rules_refuses_bad_input_and_changes_nothing():
+    pf = pm.ProfileFile.parse(_read(MAN))
+    before = pf.render()
+    with pytest.raises(RuleParseError):
+        pf.add_rules("man_groff", ["/ok r,", "/x r, /** rwx,"])
+    with pytest.raises(pm.ProfileError):
+        pf.add_rules("no_such_profile", ["/ok r,"])
+    assert pf.render() == before
+
+
+def test_add_rules_one_line_profile_and_new_hat():
+    pf = pm.ProfileFile.parse("profile x { /a r, }\n")
+    pf.add_rules("x", ["/b w,"])
+    assert [pr.rule.render() for pr in pf.find("x").rules] == ["/a r,", "/b w,"]
+    pf.add_rules("x//null-/bin/true", ["/c r,"], create=True)
+    hat = pf.find("x//null-/bin/true")
+    assert hat is not None and hat.is_hat and [pr.rule.render() for pr in hat.rules] == ["/c r,"]
+    ok, out = compile_profile(pf.render())
+    assert ok, out
+
+
+def test_add_include():
+    pf = pm.ProfileFile.parse("include <tunables/global>\nprofile x {\n  /a r,\n}\n")
+    assert pf.add_include("x", "abstractions/base") is True
+    assert pf.add_include("x", "abstractions/base") is False
+    with pytest.raises(pm.ProfileError):
+        pf.add_include("x", "abstractions/x> /** rwx,")
+    ok, out = compile_profile(pf.render())
+    assert ok, out
+
+
+HEADERS = [
+    "/usr/bin/foo {\n  /a r,\n}\n",
+    "profile foo /usr/bin/foo flags=(attach_disconnected) {\n  /a r,\n}\n",
+    "profile foo flags=(complain, attach_disconnected) {\n}\n",
+    'profile "foo bar" /usr/bin/foo {\n  ^hat {\n  }\n}\n',
+]
+
+
+@pytest.mark.parametrize("text", HEADERS)
+def test_set_profile_mode_round_trip(text):
+    for mode in ("complain", "kill", "unconfined", "enforce"):
+        new = pm.set_profile_mode(text, None, mode)
+        assert pm.get_profile_mode(new) == mode
+        # other flags survive
+        if "attach_disconnected" in text:
+            assert "attach_disconnected" in pm.get_profile_flags(new)
+        ok, out = compile_profile(new)
+        assert ok, out
+    # back to enforce; nothing else in the file changed except the header line(s)
+    new = pm.set_profile_mode(pm.set_profile_mode(text, None, "complain"), None, "enforce")
+    assert all(ln.lstrip("+-").rstrip().endswith("{") for ln in _diff(text, new))
+
+
+def test_set_profile_mode_named_and_hats():
+    text = HEADERS[3]
+    new = pm.set_profile_mode(text, "foo bar", "complain")
+    assert pm.get_profile_flags(new, "foo bar") == ["complain"]
+    assert pm.get_profile_flags(new, "foo bar//hat") == ["complain"]  # nested hats follow
+    assert pm.set_profile_mode(new, "foo bar", "complain") == new  # idempotent
+    with pytest.raises(pm.ProfileError):
+        pm.set_profile_mode(text, "nope", "complain")
+    with pytest.raises(pm.ProfileError):
+        pm.set_profile_mode(text, None, "sideways")
+
+
+@pytest.mark.parametrize("bad", ["profile x {\n  /a r,\n", "}\n", "profile x {\n  /a r\n}\n",
+                                 'profile x {\n  "/a r,\n}\n'])
+def test_structural_errors(bad):
+    with pytest.raises(pm.ProfileError):
+        pm.ProfileFile.parse(bad)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(hostile_name, st.sampled_from(["/a r,", "capability net_raw,"]))
+def test_fuzz_hostile_hat_names(name, rule):
+    """A hat named by a log (``//null-...`` children, hostile comm names) is written so the parser
+    reads one hat with exactly that name, or refused with a clear error."""
+    count("profile_model.hostile_hats")
+    pf = pm.ProfileFile.parse("profile p {\n  /p r,\n}\n")
+    try:
+        pf.add_rules("p//" + name, [rule], create=True)
+    except pm.ProfileError as exc:
+        assert "hat name" in str(exc)
+        count("profile_model.hostile_hats_refused")
+        return
+    hat = pm.ProfileFile.parse(pf.render()).find("p//" + name)
+    assert hat is not None and hat.name == name
+    ok, out = compile_profile(pf.render())
+    assert ok, out
+
+
+def test_zz_case_count():
+    print("\nfuzz cases: %s" % {k: v for k, v in COUNTS.items() if k.startswith("profile_model.")})
+    assert COUNTS.get("profile_model.hostile_hats", 0) >= min(EXAMPLES, 10)
