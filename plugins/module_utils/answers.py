@@ -15,12 +15,13 @@ same code runs on managed hosts (Python 3.8+).
 """
 import json
 import re
+from collections.abc import Mapping
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
 from ansible_collections.armada.apparmor.plugins.module_utils import events as events_model
 from ansible_collections.armada.apparmor.plugins.module_utils import rules as rules_registry
-from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import EscapeError, escape_glob
+from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import EscapeError, escape_glob, pattern_literal
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.file import FileRule
 
 # ---------------------------------------------------------------------------------------------
@@ -129,7 +130,7 @@ def validate_answer(index: int, answer: Any) -> List[Dict[str, Any]]:
     def bad(msg: str) -> None:
         problems.append(_problem(index, answer, msg))
 
-    if not isinstance(answer, dict):
+    if not isinstance(answer, Mapping):
         bad("an answer must be a mapping, got %s" % type(answer).__name__)
         return problems
     unknown = sorted(str(k) for k in answer if k not in ANSWER_KEYS)
@@ -147,7 +148,7 @@ def validate_answer(index: int, answer: Any) -> List[Dict[str, Any]]:
     match = answer.get("match")
     kind = None
     if "match" in answer:
-        if not isinstance(match, dict):
+        if not isinstance(match, Mapping):
             bad("match must be a mapping of event fields, got %s" % type(match).__name__)
             match = {}
         for key in sorted(str(k) for k in match if k not in MATCH_FIELDS):
@@ -214,7 +215,7 @@ def validate_answer(index: int, answer: Any) -> List[Dict[str, Any]]:
                 bad("glob makes no sense with answer %s (nothing is written)" % value)
             if not glob.startswith("/") and not glob.startswith("@{"):
                 bad("glob %r must be an absolute path pattern" % glob)
-            mpath = match.get("path") if isinstance(match, dict) else None
+            mpath = match.get("path") if isinstance(match, Mapping) else None
             if not _valid_glob(glob):
                 bad("glob %r is not a valid AppArmor pattern" % glob)
             elif isinstance(mpath, str) and mpath and _valid_glob(mpath):
@@ -294,7 +295,7 @@ def validate_answers(answers: Any) -> List[Answer]:
     """
     if answers is None:
         return []
-    if isinstance(answers, dict):
+    if isinstance(answers, Mapping):
         raise AnswersError([_problem(0, answers, "answers must be a list of answers, got a mapping")])
     if not isinstance(answers, (list, tuple)):
         raise AnswersError([_problem(0, answers, "answers must be a list, got %s" % type(answers).__name__)])
@@ -319,7 +320,7 @@ def validate_answers(answers: Any) -> List[Answer]:
 def event_hosts(event: Dict[str, Any]) -> Dict[str, int]:
     """{host: count} of an event: ``hosts`` after merge_events, else its single ``host``."""
     hosts = event.get("hosts")
-    if isinstance(hosts, dict) and hosts:
+    if isinstance(hosts, Mapping) and hosts:
         return dict((str(h), int(c)) for h, c in hosts.items())
     if isinstance(hosts, list) and hosts:
         return dict((str(h), 1) for h in hosts)
@@ -451,22 +452,25 @@ def fleet_key(event: Dict[str, Any]) -> Tuple[Any, ...]:
 
 
 def _events_of(value: Any, var: Optional[str]) -> Optional[List[Any]]:
-    """The event list inside one host's data: a list, a reader/module result, or a (dotted) var."""
+    """The event list inside one host's data: a list, a reader/module result, or a (dotted) var.
+
+    Mappings are checked as ``Mapping`` (not ``dict``): Ansible's ``hostvars`` is a lazy mapping.
+    """
     if var:
         for part in var.split("."):
-            if not isinstance(value, dict) or part not in value:
+            if not isinstance(value, Mapping) or part not in value:
                 return None
             value = value[part]
-    if isinstance(value, dict) and isinstance(value.get("events"), list):
-        return value["events"]
-    if isinstance(value, list):
-        return value
+    if isinstance(value, Mapping) and isinstance(value.get("events"), (list, tuple)):
+        return list(value["events"])
+    if isinstance(value, (list, tuple)):
+        return list(value)
     return None
 
 
 def _iter_host_events(data: Any, var: Optional[str]) -> Iterable[Tuple[Optional[str], Dict[str, Any]]]:
     """Yield (host or None, event) from every input shape merge_events accepts."""
-    if isinstance(data, dict) and not isinstance(data.get("events"), list):
+    if isinstance(data, Mapping) and not isinstance(data.get("events"), (list, tuple)):
         for host in data:
             evs = _events_of(data[host], var)
             if evs is None:
@@ -477,13 +481,13 @@ def _iter_host_events(data: Any, var: Optional[str]) -> Iterable[Tuple[Optional[
             for ev in evs:
                 yield str(host), ev
         return
-    if isinstance(data, dict):
+    if isinstance(data, Mapping):
         data = [data]
     if not isinstance(data, (list, tuple)):
         raise ValueError("merge_events: expected a list of per-host event lists or a {host: events} mapping, got %s"
                          % type(data).__name__)
     for i, item in enumerate(data):
-        if isinstance(item, dict) and "kind" in item:
+        if isinstance(item, Mapping) and "kind" in item:
             yield None, item
             continue
         evs = _events_of(item, var)
@@ -491,6 +495,78 @@ def _iter_host_events(data: Any, var: Optional[str]) -> Iterable[Tuple[Optional[
             raise ValueError("merge_events: item #%d is neither an event, an event list nor a result with 'events'" % i)
         for ev in evs:
             yield None, ev
+
+
+class _Fold:
+    """Accumulator for one fleet event: the same folding as events.merge_into (counts, min/max times,
+    unions, pids/comms bounded at 16, denied mask union) but with sets, so folding 1,000 hosts'
+    copies is linear instead of re-sorting lists on every copy."""
+
+    __slots__ = ("event", "hosts", "ops", "modes", "pids", "comms", "first", "last", "denied", "letters")
+
+    def __init__(self, ev: Dict[str, Any], counts: Dict[str, int], fleet_id: str) -> None:
+        self.event = dict(ev)
+        self.event.pop("host", None)
+        self.event["id"] = fleet_id
+        self.hosts = dict(counts)
+        self.ops = set(ev.get("operations") or ())
+        self.modes = set(ev.get("modes") or ())
+        self.pids = set(ev.get("pids") or ())
+        self.comms = set(ev.get("comms") or ())
+        self.first = ev.get("first_seen")
+        self.last = ev.get("last_seen")
+        mask = ev.get("mask")
+        self.denied = mask.get("denied") if isinstance(mask, dict) else None
+        self.letters = ev.get("kind") in PATH_KINDS
+
+    def add(self, ev: Dict[str, Any], counts: Dict[str, int]) -> None:
+        hosts = self.hosts
+        for h, c in counts.items():
+            hosts[h] = hosts.get(h, 0) + c
+        ops = ev.get("operations")
+        if ops:
+            self.ops.update(ops)
+        modes = ev.get("modes")
+        if modes:
+            self.modes.update(modes)
+        for acc, new in ((self.pids, ev.get("pids")), (self.comms, ev.get("comms"))):
+            if new and len(acc) < events_model.MAX_PIDS:
+                for item in new:
+                    if len(acc) >= events_model.MAX_PIDS:
+                        break
+                    acc.add(item)
+        t = ev.get("first_seen")
+        if t is not None and (self.first is None or t < self.first):
+            self.first = t
+        t = ev.get("last_seen")
+        if t is not None and (self.last is None or t > self.last):
+            self.last = t
+        mask = ev.get("mask")
+        denied = mask.get("denied") if isinstance(mask, dict) else None
+        if denied and denied != self.denied and self.denied is not None:
+            if self.letters:
+                self.denied += "".join(c for c in denied if c not in self.denied)
+            else:
+                words = self.denied.split()
+                self.denied = " ".join(words + [w for w in denied.split() if w not in words])
+        elif denied and self.denied is None and isinstance(self.event.get("mask"), dict):
+            self.denied = denied
+
+    def finish(self) -> Dict[str, Any]:
+        ev = self.event
+        ev["hosts"] = self.hosts
+        ev["count"] = sum(self.hosts.values())
+        ev["operations"] = sorted(self.ops)
+        ev["modes"] = sorted(self.modes)
+        ev["pids"] = sorted(self.pids)[:events_model.MAX_PIDS]
+        ev["comms"] = sorted(self.comms)[:events_model.MAX_COMMS]
+        ev["first_seen"] = self.first
+        ev["last_seen"] = self.last
+        if isinstance(ev.get("mask"), dict):
+            ev["mask"] = dict(ev["mask"])
+            if self.denied is not None:
+                ev["mask"]["denied"] = self.denied
+        return ev
 
 
 def merge_events(data: Any, var: Optional[str] = None) -> List[Dict[str, Any]]:
@@ -504,31 +580,21 @@ def merge_events(data: Any, var: Optional[str] = None) -> List[Dict[str, Any]]:
     times are min/max, lists are unioned (pids/comms capped at 16), ``id`` is recomputed fleet-wide.
     Already merged events (with ``hosts``) merge again correctly. Output order is deterministic.
     """
-    merged = {}  # type: Dict[Tuple[Any, ...], Dict[str, Any]]
+    merged = {}  # type: Dict[Tuple[Any, ...], _Fold]
     for host, ev in _iter_host_events(data, var):
-        if not isinstance(ev, dict) or "kind" not in ev:
+        if not isinstance(ev, Mapping) or "kind" not in ev:
             raise ValueError("merge_events: not an event (a mapping with 'kind'): %s" % _short(ev))
         key = fleet_key(ev)
         if isinstance(ev.get("hosts"), (dict, list)) and ev.get("hosts"):
             counts = event_hosts(ev)
         else:
             counts = {str(ev.get("host") or host or UNKNOWN_HOST): int(ev.get("count") or 1)}
-        cur = merged.get(key)
-        if cur is None:
-            cur = dict(ev)
-            cur.pop("host", None)
-            cur["hosts"] = dict(counts)
-            if isinstance(ev.get("mask"), dict):
-                cur["mask"] = dict(ev["mask"])
-            cur["id"] = events_model.event_id(key)
-            merged[key] = cur
+        fold = merged.get(key)
+        if fold is None:
+            merged[key] = _Fold(ev, counts, events_model.event_id(key))
         else:
-            events_model.merge_into(cur, ev)
-            hosts = cur["hosts"]
-            for h, c in counts.items():
-                hosts[h] = hosts.get(h, 0) + c
-        cur["count"] = sum(cur["hosts"].values())
-    out = list(merged.values())
+            fold.add(ev, counts)
+    out = [fold.finish() for fold in merged.values()]
     out.sort(key=lambda e: (str(e.get("kind")), str(e.get("profile")), str(e.get("path")), e["id"]))
     return out
 
@@ -665,10 +731,10 @@ def _as_events(events: Any) -> List[Dict[str, Any]]:
     """Accept a flat event list (one host's or merge_events output), a reader result, or per-host data."""
     if events is None:
         return []
-    if isinstance(events, dict) and isinstance(events.get("events"), list):
+    if isinstance(events, Mapping) and isinstance(events.get("events"), (list, tuple)):
         events = events["events"]
-    if isinstance(events, (list, tuple)) and all(isinstance(e, dict) and "kind" in e for e in events):
-        return list(events)
+    if isinstance(events, (list, tuple)) and all(isinstance(e, Mapping) and "kind" in e for e in events):
+        return [e if isinstance(e, dict) else dict(e) for e in events]
     return merge_events(events)
 
 
@@ -865,7 +931,9 @@ class _Builder:
 def _drop_covered(items: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Remove rules covered by another kept rule (events/hosts move to the covering rule).
 
-    Pairwise only inside an index bucket (``Rule.index_key``), so large profiles stay fast.
+    Pairwise only inside an index bucket (``Rule.index_key``), and for file rules only when the
+    coverer is a glob whose literal prefix the other path starts with (a literal path covers only the
+    identical path, already merged), so thousands of literal rules stay linear.
     """
     buckets = {}  # type: Dict[Any, List[Dict[str, Any]]]
     for item in items:
@@ -873,11 +941,15 @@ def _drop_covered(items: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     kept = []  # type: List[Dict[str, Any]]
     for bucket in buckets.values():
         alive = list(bucket)
+        globs = [o for o in bucket if not _literal_file_rule(o["rule"])]
         for item in bucket:
             if item not in alive:
                 continue
-            for other in alive:
-                if other is item or other["rule"] == item["rule"]:
+            candidates = globs if isinstance(item["rule"], FileRule) else alive
+            for other in candidates:
+                if other is item or other not in alive or other["rule"] == item["rule"]:
+                    continue
+                if not _prefix_possible(other["rule"], item["rule"]):
                     continue
                 if other["rule"].covers(item["rule"]):
                     for e in item["events"]:
@@ -888,3 +960,34 @@ def _drop_covered(items: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
                     break
         kept.extend(alive)
     return kept
+
+
+def _literal_file_rule(rule: Any) -> bool:
+    return isinstance(rule, FileRule) and rule.path is not None and pattern_literal(rule.path) is not None
+
+
+def _prefix_possible(general: Any, specific: Any) -> bool:
+    """Cheap necessary condition for a file glob to cover a file rule: literal prefixes agree."""
+    if not isinstance(general, FileRule) or not isinstance(specific, FileRule):
+        return True
+    if general.path is None:
+        return True
+    if specific.path is None:
+        return False
+    prefix = _glob_prefix(general.path)
+    return specific.path.startswith(prefix) or _glob_prefix(specific.path).startswith(prefix) \
+        or prefix.startswith(_glob_prefix(specific.path))
+
+
+def _glob_prefix(pattern: str) -> str:
+    """Pattern text before the first unescaped glob character or variable."""
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c in "*?[{" or pattern.startswith("@{", i):
+            return pattern[:i]
+        i += 1
+    return pattern

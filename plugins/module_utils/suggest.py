@@ -399,6 +399,9 @@ def _emit_value(key: str, value: Any, indent: str) -> List[str]:
     if isinstance(value, dict):
         if not value:
             return ["%s%s: {}" % (indent, key)]
+        if all(not isinstance(v, (dict, list)) for v in value.values()):
+            return ["%s%s: {%s}" % (indent, key, ", ".join("%s: %s" % (_yaml_key(k), yaml_scalar(v))
+                                                            for k, v in value.items()))]
         lines = ["%s%s:" % (indent, key)]
         for k, v in value.items():
             lines.extend(_emit_value(_yaml_key(k), v, indent + "  "))
@@ -416,9 +419,16 @@ def _emit_value(key: str, value: Any, indent: str) -> List[str]:
     return ["%s%s: %s%s" % (indent, key, yaml_scalar(value) if key != "answer" else value, comment)]
 
 
+_PLAIN_KEYS = frozenset(("profile", "match", "answer", "glob", "owner", "audit", "exec_mode", "exec_target", "include",
+                         "comment", "suggestions", "hosts", "counts", "count", "id", "reason", "first_seen",
+                         "last_seen", "globs", "includes", "exec_modes") + tuple(
+    f for fields in MATCH_FIELDS_BY_KIND.values() for f in fields) + ("kind", "capability"))
+
+
 def _yaml_key(key: Any) -> str:
+    """Schema keys plain; anything else (host names: ``yes``, ``null``, ``1.0``...) double-quoted."""
     text = str(key)
-    return text if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", text) else yaml_scalar(text)
+    return text if text in _PLAIN_KEYS else yaml_scalar(text)
 
 
 def _emit_item(item: Any, indent: str) -> List[str]:
