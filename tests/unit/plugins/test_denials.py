@@ -158,6 +158,7 @@ def test_missing_sources_and_apparmor_reported_or_fatal(tmp_path, logdir):
         denials(sources=["relative.log"]),
         denials(sources=[missing], since="../evil"),
         denials(sources=[missing], commit=True),
+        denials(skip_covered=False),  # auto, on whatever this host has
     ])
     ok = r[0]
     assert not ok.get("failed") and ok["events"] == []
@@ -173,6 +174,12 @@ def test_missing_sources_and_apparmor_reported_or_fatal(tmp_path, logdir):
     assert r[2]["failed"] and "unknown source" in r[2]["msg"]
     assert r[3]["failed"] and "invalid cursor name" in r[3]["msg"]
     assert r[4]["failed"] and "commit needs since" in r[4]["msg"]
+    auto = r[5]
+    assert not auto.get("failed"), auto.get("msg")
+    assert auto["source_notes"] and auto["sources"]
+    for src in auto["sources"]:
+        assert src["reason"] and src["status"] in ("ok", "missing", "unreadable", "error")
+        assert src["status"] == "ok" or src["notes"], "a source that could not be read must say why"
 
 
 def test_raw_samples_profiles_modes_max_events(tmp_path, logdir):
