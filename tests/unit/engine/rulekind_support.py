@@ -89,3 +89,38 @@ def corpus_case(name: str) -> Tuple[List[Dict], List[str]]:
 def one_line(text: str) -> bool:
     """A rendered rule must be exactly one printable line for every line splitter."""
     return len(text.splitlines()) == 1 and text.isprintable()
+
+
+# Hostile fuzz runs compile every rendered rule. Small runs compile each case at once (hypothesis can
+# then shrink a failure); long runs (make fuzz, ARMADA_FUZZ_EXAMPLES > 300) queue the lines and compile
+# them in batches at the end of the file's tests, bisecting a failing batch down to the failing lines.
+IMMEDIATE = EXAMPLES <= 300
+
+
+def check_compiles(text: str, queue: List[str]) -> None:
+    """Compile ``text`` now (small runs) or queue it for :func:`compile_queue` (long runs)."""
+    if IMMEDIATE:
+        ok, err = compile_rules([text])
+        assert ok, err
+    else:
+        queue.append(text)
+
+
+def compile_queue(queue: List[str], batch: int = 500) -> List[Tuple[str, str]]:
+    """Compile queued lines in batches; return [(line, parser error)] for every line that fails."""
+    bad = []  # type: List[Tuple[str, str]]
+
+    def run(lines: List[str]) -> None:
+        ok, err = compile_rules(lines)
+        if ok:
+            return
+        if len(lines) == 1:
+            bad.append((lines[0], err))
+            return
+        mid = len(lines) // 2
+        run(lines[:mid])
+        run(lines[mid:])
+
+    for start in range(0, len(queue), batch):
+        run(queue[start:start + batch])
+    return bad

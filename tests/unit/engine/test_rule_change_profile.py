@@ -1,7 +1,17 @@
 """change_profile rules: apparmor.d(5) forms, corpus cases, compile, hostile profile names."""
 import pytest
 from hypothesis import given, settings
-from rulekind_support import EXAMPLES, PARSER, PARSER_MISSING, compile_rules, corpus_case, hostile_text, one_line
+from rulekind_support import (
+    EXAMPLES,
+    PARSER,
+    PARSER_MISSING,
+    check_compiles,
+    compile_queue,
+    compile_rules,
+    corpus_case,
+    hostile_text,
+    one_line,
+)
 
 from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
 from ansible_collections.armada.apparmor.plugins.module_utils.rules import parse_rule, rule_from_event
@@ -70,6 +80,7 @@ def test_abi30_compile():
 
 
 CASES = {"n": 0}
+LATER = []  # lines queued for batch compilation on long runs
 
 
 @pytest.mark.skipif(not PARSER, reason=PARSER_MISSING)
@@ -84,11 +95,12 @@ def test_fuzz_hostile_target(target):
     assert back == rule and unescape_aare(back.target) == target
     if "\x00" not in target:
         assert aaglob.matches(back.target, target)
-    ok, err = compile_rules([text])
-    assert ok, err
+    check_compiles(text, LATER)
 
 
 @pytest.mark.skipif(not PARSER, reason=PARSER_MISSING)
 def test_zz_fuzz_case_count():
     print("fuzz change_profile: %d cases" % CASES["n"])
     assert CASES["n"] > 0
+    bad = compile_queue(LATER)
+    assert not bad, bad[:3]

@@ -1,7 +1,17 @@
 """Ptrace rules: apparmor.d(5) forms, coverage, the corpus' garbage cases, compile, hostile peers."""
 import pytest
 from hypothesis import given, settings
-from rulekind_support import EXAMPLES, PARSER, PARSER_MISSING, compile_rules, corpus_case, hostile_text, one_line
+from rulekind_support import (
+    EXAMPLES,
+    PARSER,
+    PARSER_MISSING,
+    check_compiles,
+    compile_queue,
+    compile_rules,
+    corpus_case,
+    hostile_text,
+    one_line,
+)
 
 from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
 from ansible_collections.armada.apparmor.plugins.module_utils.rules import parse_rule, rule_from_event
@@ -64,6 +74,7 @@ def test_abi30_renderings_compile():
 
 
 CASES = {"n": 0}
+LATER = []  # lines queued for batch compilation on long runs
 
 
 @pytest.mark.skipif(not PARSER, reason=PARSER_MISSING)
@@ -78,11 +89,12 @@ def test_fuzz_hostile_peer(name):
     assert back == rule and unescape_aare(back.peer) == name
     if "\x00" not in name:
         assert aaglob.matches(back.peer, name) and not aaglob.matches(back.peer, name + "x")
-    ok, err = compile_rules([text])
-    assert ok, err
+    check_compiles(text, LATER)
 
 
 @pytest.mark.skipif(not PARSER, reason=PARSER_MISSING)
 def test_zz_fuzz_case_count():
     print("fuzz ptrace: %d cases" % CASES["n"])
     assert CASES["n"] > 0
+    bad = compile_queue(LATER)
+    assert not bad, bad[:3]

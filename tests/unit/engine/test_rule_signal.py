@@ -4,7 +4,17 @@ Expected texts come from apparmor.d(5) examples and the corpus case testcase_sig
 """
 import pytest
 from hypothesis import given, settings
-from rulekind_support import EXAMPLES, PARSER, PARSER_MISSING, compile_rules, corpus_case, hostile_text, one_line
+from rulekind_support import (
+    EXAMPLES,
+    PARSER,
+    PARSER_MISSING,
+    check_compiles,
+    compile_queue,
+    compile_rules,
+    corpus_case,
+    hostile_text,
+    one_line,
+)
 
 from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
 from ansible_collections.armada.apparmor.plugins.module_utils.rules import parse_rule, rule_from_event
@@ -92,6 +102,7 @@ def test_abi30_renderings_compile():
 
 
 CASES = {"n": 0}
+LATER = []  # lines queued for batch compilation on long runs
 
 
 @pytest.mark.skipif(not PARSER, reason=PARSER_MISSING)
@@ -111,8 +122,7 @@ def test_fuzz_hostile_peer(name):
     if "\x00" not in name:
         assert aaglob.matches(back.peer, name)
         assert not aaglob.matches(back.peer, name + "x")
-    ok, err = compile_rules([text])
-    assert ok, err
+    check_compiles(text, LATER)
 
 
 @pytest.mark.skipif(not PARSER, reason=PARSER_MISSING)
@@ -120,6 +130,8 @@ def test_zz_fuzz_case_count():
     """Report how many hostile cases ran (run with -s to see it); the fuzz test above must have run."""
     print("fuzz signal: %d cases" % CASES["n"])
     assert CASES["n"] > 0
+    bad = compile_queue(LATER)
+    assert not bad, bad[:3]
 
 
 def test_unrepresentable_surrogate_is_a_clear_error():
