@@ -66,7 +66,8 @@ class IoUringRule(Rule):
         words = den or req
         if not words:
             ops = event.get("operations") or []
-            words = [op[len("uring_"):] for op in ops if str(op).startswith("uring_")]
+            # kernel operation names: uring_sqpoll, uring_override (the override_creds access)
+            words = [{"override": "override_creds"}.get(op[6:], op[6:]) for op in ops if str(op).startswith("uring_")]
         try:
             access = parse_access("(%s)" % " ".join(words), {}, IO_URING_ACCESS) if words else None
         except RuleParseError:

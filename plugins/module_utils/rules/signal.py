@@ -34,9 +34,19 @@ SIGNAL_NAMES = frozenset((
 ) + tuple("rtmin+%d" % n for n in range(33)))
 
 
+# Linux signal numbers (x86/arm generic; signal(7)) for records that log a number instead of a name.
+SIGNAL_NUMBERS = dict(enumerate((
+    "exists", "hup", "int", "quit", "ill", "trap", "abrt", "bus", "fpe", "kill", "usr1", "segv", "usr2", "pipe",
+    "alrm", "term", "stkflt", "chld", "cont", "stop", "stp", "ttin", "ttou", "urg", "xcpu", "xfsz", "vtalrm",
+    "prof", "winch", "io", "pwr", "sys")))
+SIGNAL_NUMBERS.update((34 + n, "rtmin+%d" % n) for n in range(31))
+
+
 def _signal_name(word: str) -> str:
     """Canonical signal name or RuleParseError (names are a closed set, never free text)."""
     low = word.strip().lower()
+    if low.isdigit() and int(low) in SIGNAL_NUMBERS:
+        return SIGNAL_NUMBERS[int(low)]
     if low.startswith("sig") and low[3:] in SIGNAL_NAMES:
         low = low[3:]
     if low not in SIGNAL_NAMES:

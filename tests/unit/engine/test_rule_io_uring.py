@@ -75,3 +75,10 @@ def test_fuzz_hostile_label(label):
 def test_zz_fuzz_case_count():
     print("fuzz io_uring: %d cases" % CASES["n"])
     assert CASES["n"] > 0
+
+
+def test_access_from_operation_when_no_mask():
+    # kernel operation names: uring_sqpoll and uring_override (override_creds)
+    assert rule_from_event({"kind": "io_uring", "operations": ["uring_sqpoll"]}).render("4.0") == "io_uring sqpoll,"
+    ev = {"kind": "io_uring", "operations": ["uring_override"], "target": "lbl"}
+    assert rule_from_event(ev).render("4.0") == "io_uring override_creds label=lbl,"

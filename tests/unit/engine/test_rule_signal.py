@@ -144,3 +144,11 @@ def test_unrepresentable_surrogate_is_a_clear_error():
     rule = SignalRule.from_event({"kind": "signal", "signal": "term", "peer": "a\udcffb"})
     assert rule.render() == 'signal set=term peer="a\\377b",'
     assert parse_rule(rule.render()) == rule
+
+
+def test_numeric_signal_from_older_records():
+    # signal(7): 15 is SIGTERM, 9 is SIGKILL; 34 is SIGRTMIN (rtmin+0)
+    for number, name in ((15, "term"), (9, "kill"), (34, "rtmin+0")):
+        rule = SignalRule.from_event({"kind": "signal", "signal": str(number), "peer": "p",
+                                      "mask": {"requested": "send", "denied": "send"}})
+        assert rule.render() == "signal send set=%s peer=p," % name
