@@ -856,6 +856,13 @@ def _dispatch(src: Source, state: Optional[Dict[str, Any]], sink: Sink,
     raise ValueError("unknown source kind %r" % src.kind)
 
 
+def _mark_bytes(mark: str, fmt: str) -> bytes:
+    """The mark as it appears in the source's bytes: JSON-escaped inside journal JSON lines."""
+    if fmt == "journal_json":
+        return json.dumps(mark, ensure_ascii=False)[1:-1].encode("utf-8")
+    return mark.encode("utf-8")
+
+
 def read_all(sources: Sequence[Source], positions: Dict[str, Any], feed: Callable[[bytes, str], None],
              include_rotated: bool = False, mark: Optional[str] = None) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     """Read every source from its position in ``positions`` (keyed by Source.key).
@@ -874,7 +881,7 @@ def read_all(sources: Sequence[Source], positions: Dict[str, Any], feed: Callabl
 
         inner = dbus_only(sink) if (src.kind == "file" and src.streams == "dbus") else sink
         # the mark is looked for before the dbus-only filter, which would drop the mark's line
-        marker = MarkFilter(inner, mark.encode("utf-8")) if mark else None
+        marker = MarkFilter(inner, _mark_bytes(mark, src.fmt)) if mark else None
         state, info = _dispatch(src, positions.get(key), marker or inner, include_rotated)
         report = src.to_dict()
         report.update(info)

@@ -92,6 +92,20 @@ def test_journal_kernel_and_dbus_only_then_cursor(tmp_path):
 
 
 @needs_journal
+def test_mark_inside_journal_json_messages(tmp_path):
+    d = str(tmp_path / "journal")
+    mark = 'GenProf: "q" 7f3a'  # quotes are escaped in journalctl's JSON: the mark must still be found
+    write_journal(d, "system", [entry(1, BOOT_A, "kernel", "kernel", KERNEL_MSG % 1),
+                                entry(2, BOOT_A, "kernel", "kernel", "kernel: " + mark),
+                                entry(3, BOOT_A, "kernel", "kernel", KERNEL_MSG % 3)])
+    got = []
+    src = ls.Source("journal", streams="all", journal_directory=d)
+    _, reports = ls.read_all([src], {}, lambda data, key: got.append(data), include_rotated=True, mark=mark)
+    assert reports[0]["mark_found"] is True
+    assert messages(got) == [KERNEL_MSG % 3]
+
+
+@needs_journal
 def test_journal_include_rotated_reads_all_boots_and_streams_select(tmp_path):
     d = str(tmp_path / "journal")
     write_journal(d, "system", [entry(1, BOOT_A, "kernel", "kernel", KERNEL_MSG % 1),
