@@ -104,9 +104,21 @@ def parse_exec_mode(value: Any) -> Tuple[Optional[str], Optional[str]]:
     return text, target
 
 
+def literal_pattern(text: str) -> str:
+    """The pattern matching exactly the literal ``text``: glob characters backslash-escaped.
+
+    Same as aaescape.escape_glob, but also for names holding a NUL byte (hex-decoded log fields), which
+    no rule can express yet an answer (ignore/deny) must still be able to name.
+    """
+    try:
+        return escape_glob(text)
+    except EscapeError:
+        return "".join("\\" + c if c in "*?[]{}\\" else c for c in text)
+
+
 def _is_glob(text: str) -> bool:
     """True when ``text`` holds AppArmor glob or variable syntax (so it is a pattern, not a name)."""
-    return any(c in text for c in "*?[{") or "@{" in text
+    return any(c in text for c in "*?[]{}\\") or "@{" in text
 
 
 def _valid_glob(pattern: str) -> bool:
@@ -354,6 +366,8 @@ def _match_value(pattern: Any, value: Any, variables: Optional[Dict[str, List[st
     text = value if isinstance(value, str) else str(value)
     if pattern == text:
         return True
+    if "\x00" in text:  # no glob matches a NUL; a name holding one is answered by its exact literal form
+        return pattern == literal_pattern(text)
     if not _is_glob(pattern):
         return False
     return aaglob.matches(pattern, text, variables=variables)

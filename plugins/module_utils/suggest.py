@@ -20,7 +20,8 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.armada.apparmor.plugins.module_utils import aaescape, aaglob
+from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
+from ansible_collections.armada.apparmor.plugins.module_utils.answers import literal_pattern
 
 # Kind → event fields that identify the access (docs/events.md, Identity), in the order written.
 MATCH_FIELDS_BY_KIND = {
@@ -50,8 +51,9 @@ _GLOB_FIELDS = ("path", "target", "peer", "addr", "peer_addr", "dbus_path", "int
 
 
 def escape_literal(text: str) -> str:
-    """A literal name as an AppArmor pattern (aaescape.escape_glob): a file named ``a*`` is not a glob."""
-    return aaescape.escape_glob(text)
+    """A literal name as an AppArmor pattern (answers.literal_pattern): a file named ``a*`` is not a glob.
+    Names with a NUL byte are escaped too, so the event can still be answered by exact match."""
+    return literal_pattern(str(text))
 
 
 def _split_ext(name: str) -> Tuple[str, str]:
@@ -71,7 +73,7 @@ def glob_suggestions(path: str) -> List[str]:
     Directories (trailing ``/``) get ``/a/b/*/`` and ``/a/**/``. Nothing above the grandparent and
     never ``/**``: broader than that is a decision to type, not to pick from a list.
     """
-    if not isinstance(path, str) or not path.startswith("/"):
+    if not isinstance(path, str) or not path.startswith("/") or "\x00" in path:
         return []
     is_dir = path.endswith("/") and path != "/"
     parts = path.strip("/").split("/")
