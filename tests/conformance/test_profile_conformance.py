@@ -29,12 +29,6 @@ FEATURES = os.path.join(ROOT, "tests", "fixtures", "lab-features.abi")
 
 # case -> (why, {(profile, hat): [our exact rule lines]}); see docs/conformance.md "Profile".
 JUSTIFIED = {
-    "testcase36": (
-        "AUDIT record with fsuid == ouid (122): the corpus writes no owner (AppArmor's tools do not read "
-        "owner for AUDIT records); the event model says owner when fsuid == ouid for every record class, and "
-        "the owner rule is the narrower, still sufficient one",
-        {("/usr/sbin/mosquitto", None): ["owner /etc/mosquitto/pwfile r,"]},
-    ),
     "unbalanced_parenthesis": (
         "the name contains '(': we quote it (\"/dev/shm/test(me\"), the corpus writes it bare; "
         "apparmor_parser 3.0.8 reads both as the same literal path (both compile), and quoting keeps "
