@@ -110,3 +110,12 @@ def test_profile_files_applies_skip_rules(tree):
     for name in ("usr.bin.x", "x.dpkg-old", ".hidden", "README", "x~"):
         (tree / name).write_text("")
     assert host.profile_files(str(tree)) == ["usr.bin.x"]
+
+
+def test_package_owner_from_dpkg(tmp_path):
+    if not shutil.which("dpkg") or not os.path.exists("/etc/apparmor.d/usr.bin.man"):
+        pytest.skip("needs dpkg and man-db's AppArmor profile (Debian)")
+    # Debian's man-db package ships /etc/apparmor.d/usr.bin.man (dpkg -S tells the package)
+    assert host.package_owner("/etc/apparmor.d/usr.bin.man") == "man-db"
+    (tmp_path / "mine").write_text("")
+    assert host.package_owner(str(tmp_path / "mine")) == ""
