@@ -677,7 +677,7 @@ def _no_w_and_a(perms: Iterable[str]) -> frozenset:
 
 
 def _rule_for(event: Dict[str, Any], answer: Optional[Answer], deny: bool, exec_mode: Optional[str],
-              exec_target: Optional[str]) -> Any:
+              exec_target: Optional[str], variables: Optional[Dict[str, List[str]]] = None) -> Any:
     """The Rule an allow/deny decision writes for one event (docs/answers.md, "What is written").
 
     Returns a Rule, or None when the event kind yields no rule. Raises ValueError when the answer's
@@ -693,7 +693,7 @@ def _rule_for(event: Dict[str, Any], answer: Optional[Answer], deny: bool, exec_
             return None
         pattern = None
         if answer is not None and answer.glob:
-            if not aaglob.matches(answer.glob, path):
+            if not aaglob.matches(answer.glob, path, variables=variables):
                 raise ValueError("glob %r does not cover the event path %r" % (answer.glob, path))
             pattern = answer.glob
         elif deny and answer is not None and isinstance(answer.match.get("path"), str):
@@ -840,7 +840,7 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
                 continue
             exec_mode, exec_target = ans.exec_mode, ans.exec_target
         try:
-            rule = _rule_for(ev, ans, deny, exec_mode, exec_target)
+            rule = _rule_for(ev, ans, deny, exec_mode, exec_target, variables)
         except ValueError as exc:
             errors.append({"event": ev.get("id"), "profile": label, "answer": ans.ref() if ans else None,
                            "message": str(exc)})
