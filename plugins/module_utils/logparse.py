@@ -47,7 +47,9 @@ __metaclass__ = type
 #: lines longer than this are not parsed (a record is a few hundred bytes; paths are <= 4 KiB)
 MAX_LINE = 65536
 #: data is buffered to this size before a block is scanned (bounds memory, amortises the scan)
-BLOCK = 32 << 20
+BLOCK = 8 << 20
+#: bytes at each end of a block searched for node= (see LogReader._run)
+_EDGE = 65536
 #: distinct record bodies cached before they are folded into events and the cache is emptied
 MAX_TEMPLATES = 50000
 #: samples kept per skip reason, and their length
@@ -556,8 +558,6 @@ class _Template:
 
 
 _KEY = itemgetter(1, 3)
-_STAMPS = itemgetter(0)
-_PIDS = itemgetter(2)
 _OLD = itemgetter(4)
 
 
@@ -734,9 +734,12 @@ class LogReader:
         recs = None
         if not self.raw_samples:
             recs = _FAST.findall(buf, 0, end)
-            # (a JSON block starts with "{"; a binary MESSAGE in a block of other lines is not looked for)
-            if buf.count(b"apparmor=", 0, end) != len(recs) or any(map(_OLD, recs)) or (
-                    buf.find(b"node=", 0, end) >= 0) or (buf[:1] == b"{" and buf.find(_JSON_BINARY, 0, end) >= 0):
+            # node= is looked for in the first and last 64 KiB: auditd writes it on every line or on none
+            # (name_format), so a block changes between the two at most once and one end shows it. A JSON
+            # block starts with "{"; a binary MESSAGE in a block of other lines is not looked for.
+            node = buf.find(b"node=", 0, min(end, _EDGE)) >= 0 or buf.find(b"node=", max(0, end - _EDGE), end) >= 0
+            if node or buf.count(b"apparmor=", 0, end) != len(recs) or any(map(_OLD, recs)) or (
+                    buf[:1] == b"{" and buf.find(_JSON_BINARY, 0, end) >= 0):
                 recs = None
         t1 = time.process_time()
         timing["scan"] += t1 - t0
@@ -800,37 +803,43 @@ class LogReader:
         # type: (List[Tuple[bytes, ...]]) -> None
         """Fold fast-shape records per distinct (class, body before pid, rest) with C-level builtins.
 
-        Python code runs once per distinct body in the block; per record only ``map``/``zip``/
-        ``Counter``/``dict`` run, in C. Times stay bytes until the fold.
+        Python code runs once per distinct body in the block; per record only ``map``, ``Counter`` and
+        ``dict(zip())`` run, in C. Times stay bytes until the fold. ``first_seen``/``last_seen`` are the
+        times of the first and last record of a body in read order (logs are written in time order).
         """
         keys = list(map(_KEY, recs))
         counts = Counter(keys)
-        self._last.update(zip(keys, map(_STAMPS, recs)))
-        first = dict(zip(reversed(keys), map(_STAMPS, reversed(recs))))
-        first.update(self._first)
-        self._first = first
-        lastpid = dict(zip(keys, map(_PIDS, recs)))
-        tmpls, cnt, pids = self._tmpl, self._cnt, self._pids
+        last = dict(zip(keys, recs))  # the last record of each body in this block
+        tmpls, cnt, pids, lasts, firsts = self._tmpl, self._cnt, self._pids, self._last, self._first
+        new = counts.keys() - tmpls.keys()
+        if len(new) > 16:
+            first = dict(zip(reversed(keys), reversed(recs)))
+        else:  # few new bodies (the usual case after the first blocks): find their first record directly
+            first = {key: recs[keys.index(key)] for key in new}
         raws = getattr(self, "_raws", None)
+        for key in (counts if new else ()):  # in order of first appearance
+            if key not in new:
+                continue
+            head, tail = key
+            stamp, _h, pid, _t, _o = first[key]
+            line = b'audit(' + stamp + b':0): apparmor="' + head + b" pid=" + pid + tail
+            raw = raws.get(key) if raws else None
+            tmpl = self._template(line, raw if raw is not None else line)
+            tmpl.size = len(line) + 4
+            if tmpl.pid is not None and tmpl.pid == int(pid):
+                tmpl.pid = None  # the pid is the varying token: sample it per record
+            tmpls[key] = tmpl
+            cnt[key] = 0
+            pids[key] = {pid}
+            firsts[key] = stamp
         for key, n in counts.items():
-            if key not in tmpls:
-                head, tail = key
-                pid = lastpid[key]
-                line = b'audit(' + first[key] + b':0): apparmor="' + head + b" pid=" + pid + tail
-                raw = raws.get(key) if raws else None
-                tmpl = self._template(line, raw if raw is not None else line)
-                tmpl.size = len(line) + 4
-                if tmpl.pid is not None and tmpl.pid == int(pid):
-                    tmpl.pid = None  # the pid is the varying token: sample it per record
-                tmpls[key] = tmpl
-                cnt[key] = n
-                pids[key] = set()
-            else:
-                cnt[key] += n
-        for key, pid in lastpid.items():
+            cnt[key] += n
+        # pids: a bounded sample, the last record of each body per block (plus the first one ever)
+        for key, rec in last.items():
+            lasts[key] = rec[0]
             s = pids[key]
             if len(s) < ev_mod.MAX_PIDS:
-                s.add(pid)
+                s.add(rec[2])
         self._raws = None
 
     def _general(self, line, when=None):
