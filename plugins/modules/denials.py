@@ -129,6 +129,17 @@ options:
         both are only reported.
     type: bool
     default: false
+  lock_timeout:
+    description:
+      - With O(since) (outside check mode), the task holds the host-wide armada.apparmor lock from loading the
+        cursor to committing it, so two runs on one host cannot race on it. When another run holds the lock,
+        wait this many seconds, then fail with a message naming that run (pid, start time, what it does).
+    type: float
+    default: 10
+  lock_file:
+    description:
+      - The host-wide lock file (shared by every armada.apparmor module). Default - C(/run/armada-apparmor.lock).
+    type: path
 attributes:
   check_mode:
     support: full
@@ -284,6 +295,7 @@ import time  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.armada.apparmor.plugins.module_utils import cursor as cursor_mod  # noqa: E402
+from ansible_collections.armada.apparmor.plugins.module_utils import lock as lock_mod  # noqa: E402
 from ansible_collections.armada.apparmor.plugins.module_utils import logsources  # noqa: E402
 from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader  # noqa: E402
 
@@ -336,6 +348,8 @@ def main():
             cursor_dir=dict(type="path", default=cursor_mod.DEFAULT_CURSOR_DIR),
             journal_directory=dict(type="path"),
             fail_on_missing=dict(type="bool", default=False),
+            lock_timeout=dict(type="float", default=10.0),
+            lock_file=dict(type="path"),
         ),
         mutually_exclusive=[["commit", "commit_token"]],
         required_by={"commit_token": "since"},
@@ -347,7 +361,24 @@ def main():
     if p["max_events"] is not None and p["max_events"] < 1:
         module.fail_json(msg="max_events must be at least 1")
     store = cursor_mod.CursorStore(p["cursor_dir"])
+    host_lock = None
+    if p["since"] and not module.check_mode:
+        what = "denials: %s cursor %s" % ("commit" if p["commit_token"] else "read", p["since"])
+        host_lock = lock_mod.HostLock(path=p["lock_file"], what=what, timeout=p["lock_timeout"])
+        try:
+            host_lock.acquire()
+        except (lock_mod.LockBusy, lock_mod.LockError) as exc:
+            module.fail_json(msg=str(exc))
+    try:
+        _run(module, store)
+    finally:
+        if host_lock is not None:
+            host_lock.release()
 
+
+def _run(module, store):
+    """The task body, under the host lock when a cursor is involved."""
+    p = module.params
     if p["commit_token"]:
         try:
             res = store.commit(p["since"], p["commit_token"], check_mode=module.check_mode, force=p["force"])
