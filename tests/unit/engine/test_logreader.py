@@ -221,3 +221,18 @@ def test_fuzz_hostile_input_never_raises(parts, noise):
     assert st_["records"] >= sum(e["count"] for e in res["events"])
     for e in res["events"]:
         assert e["kind"] in ev_mod.KINDS and e["count"] >= 1
+
+
+def test_node_on_every_line_across_blocks_and_a_change_inside_a_block(monkeypatch):
+    """auditd writes node= on every line or none (name_format); a change inside a block is seen."""
+    monkeypatch.setattr(logparse, "BLOCK", 4096)
+    monkeypatch.setattr(logparse, "_EDGE", 512)
+    plain = [avc(i, name="/p%d" % (i % 3)) for i in range(40)]
+    noded = ["node=web%d %s" % (i % 2, avc(100 + i, name="/p%d" % (i % 3))) for i in range(40)]
+    r = LogReader(host="inv")
+    r.feed_stream(io.BytesIO("".join(plain + noded + plain).encode()), block=4096)
+    res = r.result()
+    by_host = {}
+    for e in res["events"]:
+        by_host[e["host"]] = by_host.get(e["host"], 0) + e["count"]
+    assert by_host == {"inv": 80, "web0": 20, "web1": 20}
