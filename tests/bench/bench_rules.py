@@ -45,11 +45,11 @@ def base_events(lines, distinct, profiles, seed):
         return reader.result()["events"]
 
 
-def fleet(events, hosts, seed):
-    """Per-host event lists: event i is on a host with probability ~ 1/(1 + rank/100) (popularity skew)."""
+def fleet(events, hosts, seed, skew):
+    """Per-host event lists: event i is on a host with probability 1/(1 + rank/100)^skew (popularity skew)."""
     rng = random.Random(seed)
     per_host = []
-    probs = [min(1.0, 1.0 / (1.0 + i / 100.0)) for i in range(len(events))]
+    probs = [min(1.0, 1.0 / (1.0 + i / 100.0) ** skew) for i in range(len(events))]
     order = list(range(len(events)))
     rng.shuffle(order)
     for h in range(hosts):
@@ -66,17 +66,28 @@ def fleet(events, hosts, seed):
 
 
 def answers_for(events):
-    """40 answers of the kinds inventories hold: per-profile path globs, denies, ignores, capabilities."""
-    profiles = sorted(set(e["profile"] for e in events if e.get("profile")))[:10]
-    answers = []
+    """40 answers of the kinds inventories hold: per-profile path globs with and without ``glob``, includes,
+    capabilities, execs, and fleet-wide denies and ignores."""
+    profiles = sorted(set(e["profile"] for e in events if e.get("profile")))
+    answers = [
+        {"profile": "*", "match": {"path": "/home/*/.ssh/**"}, "answer": "deny"},
+        {"profile": "*", "match": {"kind": "file", "path": "/etc/shadow"}, "answer": "deny"},
+        {"profile": "*", "match": {"path": "/proc/**"}, "answer": "ignore"},
+        {"profile": "*", "match": {"path": "/sys/**"}, "answer": "ignore"},
+    ]
     for p in profiles:
-        answers.append({"profile": p, "match": {"kind": "file", "path": "/usr/lib/**"}, "answer": "allow",
-                        "glob": "/usr/lib/**"})
-        answers.append({"profile": p, "match": {"kind": "file", "path": "/etc/**", "mask": "r"}, "answer": "allow"})
+        answers.append({"profile": p, "match": {"kind": "file", "path": "/var/lib/app/**"}, "answer": "allow",
+                        "glob": "/var/lib/app/**"})
+        answers.append({"profile": p, "match": {"kind": "file", "path": "/var/log/**", "mask": "rw"},
+                        "answer": "allow"})
+        answers.append({"profile": p, "match": {"kind": "file", "path": "/srv/www/**"}, "answer": "allow",
+                        "glob": "/srv/www/**"})
         answers.append({"profile": p, "match": {"kind": "capability"}, "answer": "allow"})
         answers.append({"profile": p, "match": {"kind": "exec"}, "answer": "allow", "exec_mode": "ix"})
-    answers.append({"profile": "*", "match": {"path": "/home/*/.ssh/**"}, "answer": "deny"})
-    answers.append({"profile": "*", "match": {"path": "/proc/**"}, "answer": "ignore"})
+        answers.append({"profile": p, "match": {"kind": "file", "path": "/etc/ssl/**", "mask": "r"},
+                        "answer": "allow", "include": "abstractions/ssl_certs"})
+        if len(answers) >= 40:
+            break
     return answers[:40]
 
 
@@ -103,40 +114,43 @@ def main():
     args, _extra = ap.parse_known_args()
 
     events = base_events(args.lines, args.distinct, args.profiles, args.seed)
-    per_host = fleet(events, args.hosts, args.seed)
-    host_events = sum(len(h) for h in per_host)
     answers = answers_for(events)
-
-    merged, t_merge = timed(lambda: merge_events(per_host), args.repeat)
-    res, t_rules = timed(lambda: to_rules(merged, answers, min_hosts=2), args.repeat)
-    res_allow, t_allow = timed(lambda: to_rules(merged, [], default="allow"), args.repeat)
-    yaml_text, t_pending = timed(lambda: pending_yaml(res, abstractions=None), args.repeat)
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    s, sa = res["stats"], res_allow["stats"]
-    rules = sum(len(e["rules"]) + len(e["deny"]) + sum(len(c["rules"]) + len(c["deny"])
-                                                       for c in e["children"].values())
-                for e in res_allow["profiles"].values())
-
     print("## Answers engine: merge_events + to_rules on %d hosts\n" % args.hosts)
     print("Input: %d distinct events read from a %d-line audit log (`make_auditlog.py --distinct %d --profiles %d "
-          "--seed %d`), spread over %d hosts with a popularity skew: **%d host events** in, %d fleet events "
-          "after merging (%d events seen by one host only).\n"
-          % (len(events), args.lines, args.distinct, args.profiles, args.seed, args.hosts, host_events,
-             len(merged), sum(1 for m in merged if len(m["hosts"]) == 1)))
-    print("| step | wall s | CPU s | result |")
-    print("|---|---:|---:|---|")
-    print("| merge_events (%d lists) | %.2f | %.2f | %d events |" % (args.hosts, t_merge[0], t_merge[1], len(merged)))
-    print("| to_rules, %d answers, min_hosts=2 | %.2f | %.2f | %d allowed, %d denied, %d ignored, %d pending "
-          "(%d conflicts) |" % (len(answers), t_rules[0], t_rules[1], s["allowed"], s["denied"], s["ignored"],
-                                s["pending"], s["conflicts"]))
-    print("| to_rules, default=allow | %.2f | %.2f | %d rules, %d pending (exec without mode), %d unsupported |"
-          % (t_allow[0], t_allow[1], rules, sa["pending"], sa["unsupported"]))
-    print("| pending_answers (YAML) | %.2f | %.2f | %d lines, %d KiB |"
-          % (t_pending[0], t_pending[1], yaml_text.count("\n"), len(yaml_text.encode()) // 1024))
+          "--seed %d`), copied onto %d hosts with a popularity skew (event of rank i is on a host with probability "
+          "1/(1+i/100)^skew): skew 2 is a long tail (many accesses on one or two hosts), skew 1 a heavy fleet where "
+          "most accesses are on dozens of hosts. %d answers (per-profile globs, includes, capabilities, execs, "
+          "fleet-wide denies and ignores).\n" % (len(events), args.lines, args.distinct, args.profiles, args.seed,
+                                                 args.hosts, len(answers)))
+    print("| skew | host events in | fleet events | step | wall s | CPU s | result |")
+    print("|---|---:|---:|---|---:|---:|---|")
+    timings = {}
+    for skew in (2, 1):
+        per_host = fleet(events, args.hosts, args.seed, skew)
+        host_events = sum(len(h) for h in per_host)
+        merged, t_merge = timed(lambda ph=per_host: merge_events(ph), args.repeat)
+        res, t_rules = timed(lambda m=merged: to_rules(m, answers, min_hosts=2), args.repeat)
+        res_allow, t_allow = timed(lambda m=merged: to_rules(m, [], default="allow"), args.repeat)
+        yaml_text, t_pending = timed(lambda r=res: pending_yaml(r, abstractions=None), args.repeat)
+        s, sa = res["stats"], res_allow["stats"]
+        rules = sum(len(e["rules"]) + len(e["deny"]) + sum(len(c["rules"]) + len(c["deny"])
+                                                           for c in e["children"].values())
+                    for e in res_allow["profiles"].values())
+        head = "| %d | %d | %d " % (skew, host_events, len(merged))
+        print(head + "| merge_events (%d lists) | %.2f | %.2f | %d events, %d seen by one host |"
+              % (args.hosts, t_merge[0], t_merge[1], len(merged), sum(1 for m in merged if len(m["hosts"]) == 1)))
+        print(head + "| to_rules, answers, min_hosts=2 | %.2f | %.2f | %d allowed, %d denied, %d ignored, "
+              "%d pending |" % (t_rules[0], t_rules[1], s["allowed"], s["denied"], s["ignored"], s["pending"]))
+        print(head + "| to_rules, default=allow | %.2f | %.2f | %d rules, %d pending (exec without mode), "
+              "%d unsupported |" % (t_allow[0], t_allow[1], rules, sa["pending"], sa["unsupported"]))
+        print(head + "| pending_answers (YAML) | %.2f | %.2f | %d lines, %d KiB |"
+              % (t_pending[0], t_pending[1], yaml_text.count("\n"), len(yaml_text.encode()) // 1024))
+        timings[skew] = {"merge": t_merge, "to_rules": t_rules, "allow": t_allow, "pending": t_pending}
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print("\nBest of %d runs (lowest CPU time; the machine is shared). Peak RSS of the process: %.0f MiB. "
           "Command: `tests/bench/bench_rules.py --hosts %d --lines %d --distinct %d --profiles %d`.\n"
           % (args.repeat, rss_mb, args.hosts, args.lines, args.distinct, args.profiles))
-    sys.stderr.write(json.dumps({"merge": t_merge, "to_rules": t_rules, "allow": t_allow, "pending": t_pending}) + "\n")
+    sys.stderr.write(json.dumps(timings) + "\n")
 
 
 if __name__ == "__main__":
