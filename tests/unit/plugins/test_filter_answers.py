@@ -54,6 +54,21 @@ COMBINE = "{{ query('ansible.builtin.vars', *(query('ansible.builtin.varnames', 
           "| flatten(levels=1) }}"
 
 
+def compile_rules(tmp_path, rule_texts):
+    """Compile rule lines (ABI 3.0) in a throwaway profile with the real apparmor_parser -QK (never loads)."""
+    from ansible_collections.armada.apparmor.plugins.module_utils import host
+    try:
+        parser = host.find_parser()
+    except host.HostError:
+        pytest.skip("apparmor_parser is not installed (make apt installs it)")
+    path = tmp_path / "compile.aa"
+    path.write_text("abi <abi/3.0>,\nprofile armada_filter_test {\n" + "".join("  %s\n" % t for t in rule_texts)
+                    + "}\n")
+    features = os.path.join(ROOT, "tests", "fixtures", "lab-features.abi")
+    err = host.validate(str(path), parser, features_file=features if os.path.exists(features) else None)
+    assert err is None, err
+
+
 def run_playbook(tmp_path, tasks):
     inv = tmp_path / "inventory"
     (inv / "host_vars").mkdir(parents=True)
@@ -111,6 +126,7 @@ def test_fleet_rules_and_pending_block_through_ansible(tmp_path):
     nginx = got["rules"]["profiles"][NGINX]
     assert sorted(r["text"] for r in nginx["rules"]) == ["/var/log/nginx/*.log w,", "include <abstractions/ssl_certs>"]
     assert [r["text"] for r in nginx["deny"]] == ["deny /home/*/.ssh/** r,"]
+    compile_rules(tmp_path, [r["text"] for r in nginx["rules"] + nginx["deny"]])
     assert nginx["hosts"] == ["web1", "web2"]
     pending = {(e["path"], e["reason"].split(":")[0]) for e in nginx["pending"]}
     # logger: allowed by web1's answer but seen by 1 of 2 hosts (min_hosts=2); index/only-web2: no answer
@@ -136,6 +152,10 @@ def test_fleet_rules_and_pending_block_through_ansible(tmp_path):
             assert "/srv/www/*" in e["suggestions"]["globs"]
     again = engine.to_rules(got["fleet"], got["answers"] + entries)
     assert "/srv/www/* r," in [r["text"] for r in again["profiles"][NGINX]["rules"]]
+    compile_rules(tmp_path, [r["text"] for r in again["profiles"][NGINX]["rules"] + again["profiles"][NGINX]["deny"]])
+    # /srv/www/index.html is covered by ubuntu-browsers.d/user-files (/srv/** r): never suggested
+    index = [e for e in entries if e["match"].get("path") == "/srv/www/index.html"][0]
+    assert not any("user-files" in i for i in index["suggestions"].get("includes", []))
 
 
 def test_filters_render_with_ansible_doc():
