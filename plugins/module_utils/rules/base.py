@@ -248,7 +248,10 @@ class Rule:
         raise NotImplementedError
 
     def render(self, abi: str = DEFAULT_ABI) -> str:
-        """Full rule text with qualifiers and trailing comma, e.g. ``audit capability net_raw,``."""
+        """Full rule text with qualifiers and trailing comma, e.g. ``audit capability net_raw,``.
+
+        ``abi`` ("3.0", "4.0", "5.0", "abi/4.0"...) is checked here once for every kind."""
+        abi_tuple(abi)
         return self.qualifier_prefix() + self.render_body(abi) + ","
 
     def render_line(self, abi: str = DEFAULT_ABI, with_comment: bool = True) -> str:

@@ -19,6 +19,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import 
     DEFAULT_ABI,
     Rule,
     RuleParseError,
+    abi_tuple,
     split_comment,
 )
 
@@ -90,6 +91,7 @@ class IncludeRule(Rule):
 
     def render(self, abi: str = DEFAULT_ABI) -> str:
         """Include lines take no trailing comma."""
+        abi_tuple(abi)
         return self.render_body(abi)
 
     def covers(self, other: Rule, variables: Optional[Dict[str, List[str]]] = None) -> bool:
@@ -139,6 +141,7 @@ class VariableRule(Rule):
         return "@{%s} %s %s" % (self.name, "+=" if self.append else "=", values)
 
     def render(self, abi: str = DEFAULT_ABI) -> str:
+        abi_tuple(abi)
         return self.render_body(abi)
 
     def covers(self, other: Rule, variables: Optional[Dict[str, List[str]]] = None) -> bool:

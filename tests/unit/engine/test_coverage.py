@@ -11,7 +11,7 @@ import time
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rulecore_support import COUNTS, EXAMPLES, count
+from rulecore_support import COUNTS, EXAMPLES, count, hostile_path
 
 from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
 from ansible_collections.armada.apparmor.plugins.module_utils.coverage import ProfileIndex
@@ -196,6 +196,25 @@ def test_ten_thousand_events_are_fast():
     assert cpu < 5.0
 
 
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(hostile_path, st.sampled_from(["r", "w", "rw", "mr", "k", "wc"]), st.booleans())
+def test_fuzz_hostile_event_is_covered_by_its_own_rule(path, mask, owner):
+    """The rule made from a hostile event, added to a profile, covers exactly that event (and the
+    index does not suddenly allow a sibling path)."""
+    from ansible_collections.armada.apparmor.plugins.module_utils import profile_model as pm
+    from ansible_collections.armada.apparmor.plugins.module_utils.rules import rule_from_event
+
+    count("coverage.hostile_events")
+    event = ev(path, mask, owner=owner)
+    pf = pm.ProfileFile.parse("profile t {\n  /fixed r,\n}\n")
+    pf.add_rules("t", [rule_from_event(event)])
+    idx = ProfileIndex.from_text(pf.render(), APPARMOR_D, variables={})
+    assert idx.decision(event) == "allow"
+    assert idx.covers_rule(rule_from_event(event), "t")
+    assert idx.decision(ev(path + "x", mask, owner=owner)) is None
+
+
 def test_zz_case_count():
     print("\nfuzz cases: %s" % {k: v for k, v in COUNTS.items() if k.startswith("coverage.")})
     assert COUNTS.get("coverage.index_vs_scan", 0) >= min(EXAMPLES, 10)
+    assert COUNTS.get("coverage.hostile_events", 0) >= min(EXAMPLES, 10)

@@ -8,7 +8,7 @@ import os
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rulecore_support import COUNTS, EXAMPLES, compile_profile, count, hostile_name
+from rulecore_support import COUNTS, EXAMPLES, compile_profile, count, hostile_name, hostile_path
 
 from ansible_collections.armada.apparmor.plugins.module_utils import profile_model as pm
 from ansible_collections.armada.apparmor.plugins.module_utils.rules import parse_rule
@@ -202,6 +202,29 @@ def test_fuzz_hostile_hat_names(name, rule):
     assert ok, out
 
 
+@settings(max_examples=max(10, EXAMPLES // 3), deadline=None)  # each case compiles man + abstractions
+@given(st.lists(hostile_path, min_size=1, max_size=3), st.sampled_from(["r", "w", "mr", "k"]))
+def test_fuzz_hostile_rules_added_to_a_real_profile(paths, mask):
+    """Rules built from hostile log paths, added to usr.bin.man: the file re-parses to exactly the old
+    rules plus the new ones (no rule split, merged or swallowed by a comment) and compiles."""
+    from ansible_collections.armada.apparmor.plugins.module_utils.rules import rule_from_event
+
+    count("profile_model.hostile_rules")
+    pf = pm.ProfileFile.parse(_read(MAN))
+    before = [pr.rule for pr in pf.find("man_filter").rules]
+    rules = [rule_from_event({"kind": "file", "path": p, "mask": {"requested": mask, "denied": mask}}) for p in paths]
+    pf.add_rules("man_filter", rules)
+    after = [pr.rule for pr in pm.ProfileFile.parse(pf.render()).find("man_filter").rules]
+    expected = list(before)
+    for rule in rules:
+        if rule not in expected:
+            expected.append(rule)
+    assert after == expected
+    ok, out = compile_profile(pf.render())
+    assert ok, out
+
+
 def test_zz_case_count():
     print("\nfuzz cases: %s" % {k: v for k, v in COUNTS.items() if k.startswith("profile_model.")})
     assert COUNTS.get("profile_model.hostile_hats", 0) >= min(EXAMPLES, 10)
+    assert COUNTS.get("profile_model.hostile_rules", 0) >= 10

@@ -66,8 +66,12 @@ def test_covers():
 
 
 def test_event_from_number_or_name():
-    assert rule_from_event({"kind": "capability", "capability": 13}).render() == "capability net_raw,"
-    assert rule_from_event({"kind": "capability", "capname": "sys_ptrace"}).render() == "capability sys_ptrace,"
+    raw = rule_from_event({"kind": "capability", "capability": 13}).render()
+    ptrace = rule_from_event({"kind": "capability", "capname": "sys_ptrace"}).render()
+    assert raw == "capability net_raw,"
+    assert ptrace == "capability sys_ptrace,"
+    ok, out = compile_rules([raw, ptrace])
+    assert ok, out
     assert rule_from_event({"kind": "capability", "capability": 99}) is None
 
 

@@ -70,6 +70,14 @@ def test_all_renderings_compile():
         assert ok, out
 
 
+def test_abi_targets():
+    # file rules are written the same way for every ABI the collection targets; garbage is refused
+    rule = parse_rule("owner /x rw,")
+    assert rule.render("3.0") == rule.render("4.0") == rule.render("abi/5.0") == "owner /x rw,"
+    with pytest.raises(RuleParseError):
+        rule.render("three")
+
+
 def test_comment_and_qualifiers():
     rule = parse_rule("  audit deny owner /x rw,   # keep shadow out")
     assert isinstance(rule, FileRule)
@@ -179,8 +187,13 @@ def test_corpus_events_give_the_corpus_rule():
 
 def test_exec_event_uses_answer_mode_and_target():
     event = {"kind": "exec", "path": "/usr/bin/logger", "mask": {"requested": "x"}}
-    assert rule_from_event(dict(event, exec_mode="Px")).render() == "/usr/bin/logger mrPx,"
-    assert rule_from_event(dict(event, exec_mode="Cx", exec_target="log")).render() == "/usr/bin/logger mrCx -> log,"
+    px = rule_from_event(dict(event, exec_mode="Px")).render()
+    cx = rule_from_event(dict(event, exec_mode="Cx", exec_target="log")).render()
+    assert px == "/usr/bin/logger mrPx,"
+    assert cx == "/usr/bin/logger mrCx -> log,"
+    for line in (px, cx):
+        ok, out = compile_rules([line, "profile log {", "}"])
+        assert ok, out
 
 
 def test_event_masks():
@@ -189,8 +202,12 @@ def test_event_masks():
         if owner is not None:
             ev["owner"] = owner
         rule = rule_from_event(ev)
-        return rule.render() if rule else None
+        if rule is None:
+            return None
+        rendered.append(rule.render())
+        return rule.render()
 
+    rendered = []
     assert render("wc") == "/p w,"  # create needs w
     assert render("wa") == "/p w,"  # the parser refuses "wa"; w includes a
     assert render("r::") == "owner /p r,"  # OWNER::OTHER form: the owner part
@@ -200,6 +217,9 @@ def test_event_masks():
     assert render("r", owner=True) == "owner /p r,"  # fsuid == ouid on a denial
     # an audited, allowed access: AppArmor's tools write no owner (corpus testcase36)
     assert render("r", owner=True, denied=False) == "/p r,"
+    for line in rendered:
+        ok, out = compile_rules([line])
+        assert ok, out
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
