@@ -853,8 +853,12 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
             continue
         problem = builder.add(rule, ev, hosts, ans)
         if problem:
-            entry["unsupported"].append(_pending(ev, problem, label))
-            stats["unsupported"] += 1
+            where, reason = problem
+            entry[where].append(_pending(ev, reason, label))
+            stats[where] += 1
+            if where == "pending":
+                errors.append({"event": ev.get("id"), "profile": label, "answer": ans.ref() if ans else None,
+                               "message": reason})
             continue
         stats["denied" if deny else "allowed"] += 1
 
@@ -896,28 +900,29 @@ class _Builder:
         self.abi = abi
         self.items = {}  # type: Dict[Any, Dict[str, Any]]
 
-    def add(self, rule: Any, event: Dict[str, Any], hosts: Dict[str, int], answer: Optional[Answer]) -> Optional[str]:
-        """Add one decided rule; returns a reason string when the ABI cannot express it."""
+    def add(self, rule: Any, event: Dict[str, Any], hosts: Dict[str, int],
+            answer: Optional[Answer]) -> Optional[Tuple[str, str]]:
+        """Add one decided rule; returns (list, reason) when it cannot be written: ``unsupported`` when the
+        ABI cannot express it, ``pending`` when it contradicts a rule already written (exec transitions)."""
         key = _merge_key(rule)
         item = self.items.get(key)
         if item is not None and key[0] == "file":
             merged = _merge_file(item["rule"], rule)
-            if merged is None:  # same path, different exec transition: a separate rule
-                key = key + (rule.exec_mode, rule.target)
-                item = self.items.get(key)
+            if merged is None:  # same path, another exec transition: apparmor_parser rejects both together
+                return ("pending", "conflicting exec transitions for %s in one profile: %s already written, "
+                        "answer wants %s" % (rule.path, item["rule"].render(self.abi), rule.render(self.abi)))
             else:
                 rule = merged
         if item is None:
             try:
                 rule.render(self.abi)
             except Exception as exc:  # the ABI cannot express it: keep the event, say why
-                return "ABI %s cannot express %s: %s" % (self.abi, event.get("kind"), exc)
-            item = {"rule": rule, "events": [], "hosts": set(), "answers": []}
+                return ("unsupported", "ABI %s cannot express %s: %s" % (self.abi, event.get("kind"), exc))
+            item = {"rule": rule, "events": {}, "hosts": set(), "answers": []}  # events: ordered set
             self.items[key] = item
         else:
             item["rule"] = rule if key[0] == "file" else item["rule"]
-        if event.get("id") not in item["events"]:
-            item["events"].append(event.get("id"))
+        item["events"][event.get("id")] = None
         item["hosts"].update(hosts)
         ref = answer.index if answer is not None else "default"
         if ref not in item["answers"]:
@@ -966,9 +971,7 @@ def _drop_covered(items: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
                 if not _prefix_possible(other["rule"], item["rule"]):
                     continue
                 if other["rule"].covers(item["rule"]):
-                    for e in item["events"]:
-                        if e not in other["events"]:
-                            other["events"].append(e)
+                    other["events"].update(item["events"])
                     other["hosts"].update(item["hosts"])
                     alive.remove(item)
                     break

@@ -281,3 +281,21 @@ def test_input_events_are_not_modified():
     before = repr(e)
     to_rules([e], [allow({"kind": "file"})])
     assert repr(e) == before
+
+
+def test_file_and_exec_events_of_one_program_merge_into_one_rule():
+    evs = [fev("/usr/bin/helper", "r"), fev("/usr/bin/helper", "x", kind="exec")]
+    r = compiled(to_rules(evs, [allow({"kind": "exec"}, exec_mode="ix"), allow({"kind": "file"})]))
+    assert texts(r) == ["/usr/bin/helper mrix,"]
+
+
+def test_conflicting_exec_transitions_for_one_path_are_not_both_written():
+    # owner is part of an exec event's identity: two events, and answers that give them different modes
+    evs = [fev("/usr/bin/helper", "x", kind="exec", owner=True), fev("/usr/bin/helper", "x", kind="exec")]
+    answers = [allow({"kind": "exec", "owner": True}, exec_mode="Px"), allow({"kind": "exec", "owner": False},
+                                                                              exec_mode="Cx")]
+    r = compiled(to_rules(evs, answers))
+    assert len(texts(r)) == 1
+    pend = r["profiles"][P]["pending"]
+    assert len(pend) == 1 and "conflicting exec transitions" in pend[0]["reason"]
+    assert r["errors"] and "conflicting" in r["errors"][0]["message"]
