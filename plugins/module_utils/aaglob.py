@@ -27,7 +27,7 @@ from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
 __all__ = [
     "GlobError", "glob_to_regex", "matches", "glob_covers", "expand_variables", "load_tunables",
-    "normalize_variables", "collapse_slashes",
+    "normalize_variables", "collapse_slashes", "collapse_name", "compile_glob",
 ]
 
 # Bounds that keep hostile inputs from exploding time or memory.
@@ -207,9 +207,101 @@ def _strip_escapes_for_var_scan(pattern: str) -> str:
     return re.sub(r"\\.", "_", pattern, flags=re.S)
 
 
+class _LazyDFA:
+    """Linear-time matcher for patterns with several stars.
+
+    Python's backtracking ``re`` needs exponential time for ``/*a*a*a*a*b`` against a long name
+    (56 s for 200 characters), and names come from logs, i.e. from whoever named the file. This
+    determinises the pattern's automaton on demand: one dict lookup per character. Characters the
+    pattern never names all behave alike, so they share one representative.
+    """
+
+    MAX_STATES = 4096
+
+    def __init__(self, pattern: str) -> None:
+        nfa, start = _nfa_for([pattern])
+        self._nfa = nfa
+        self._explicit = nfa.explicit_chars() | {"/"}
+        other = "\ue000"
+        while other in self._explicit:
+            other = chr(ord(other) + 1)
+        self._other = other
+        self._ids = {start: 0}  # type: Dict[FrozenSet[int], int]
+        self._sets = [start]
+        self._trans = [{}]  # type: List[Dict[str, int]]
+        self._accept = [nfa.accept in start]
+
+    def _state(self, states: FrozenSet[int]) -> int:
+        sid = self._ids.get(states)
+        if sid is None:
+            if len(self._sets) >= self.MAX_STATES:
+                return -2  # too many states: the caller falls back to stepping the NFA
+            sid = len(self._sets)
+            self._ids[states] = sid
+            self._sets.append(states)
+            self._trans.append({})
+            self._accept.append(self._nfa.accept in states)
+        return sid
+
+    def fullmatch(self, text: str) -> bool:
+        if "\x00" in text:
+            return False
+        sid = 0
+        explicit, other, trans = self._explicit, self._other, self._trans
+        for pos, c in enumerate(text):
+            key = c if c in explicit else other
+            nxt = trans[sid].get(key)
+            if nxt is None:
+                states = self._nfa.step(self._sets[sid], key)
+                if not states:
+                    nxt = -1
+                else:
+                    nxt = self._state(states)
+                    if nxt == -2:
+                        return self._slow(states, text[pos + 1:])
+                trans[sid][key] = nxt
+            if nxt < 0:
+                return False
+            sid = nxt
+        return self._accept[sid]
+
+    def _slow(self, states: FrozenSet[int], rest: str) -> bool:
+        for c in rest:
+            states = self._nfa.step(states, c if c in self._explicit else self._other)
+            if not states:
+                return False
+        return self._nfa.accept in states
+
+
+def _star_count(pattern: str) -> int:
+    count = 0
+    i = 0
+    n = len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "*":
+            count += 1
+            while i + 1 < n and pattern[i + 1] == "*":
+                i += 1
+        i += 1
+    return count
+
+
 @lru_cache(maxsize=8192)
-def _compiled(pattern: str):
-    return re.compile(glob_to_regex(pattern), re.S)
+def compile_glob(pattern: str):
+    """Object with ``fullmatch(name)`` (truthy on a match) for an expanded pattern: the ``re`` regex
+    when the pattern has at most one star run (linear), else a lazily determinised automaton so a
+    long hostile name can never make matching explode. Raises GlobError like glob_to_regex."""
+    regex = re.compile(glob_to_regex(pattern), re.S)
+    if _star_count(pattern) <= 1:
+        return regex
+    return _LazyDFA(collapse_slashes(pattern))
+
+
+_compiled = compile_glob
 
 
 def matches(pattern: str, text: str, variables: Optional[Dict[str, Sequence[str]]] = None) -> bool:
@@ -217,7 +309,7 @@ def matches(pattern: str, text: str, variables: Optional[Dict[str, Sequence[str]
     ``variables``; a pattern whose variables cannot all be expanded matches nothing)?"""
     if "\x00" in text:
         return False
-    text = _collapse_literal(text)
+    text = collapse_name(text)
     for expanded in expand_variables(pattern, variables):
         try:
             if _compiled(expanded).fullmatch(text):
@@ -227,7 +319,8 @@ def matches(pattern: str, text: str, variables: Optional[Dict[str, Sequence[str]
     return False
 
 
-def _collapse_literal(text: str) -> str:
+def collapse_name(text: str) -> str:
+    """collapse_slashes for a literal name (no escapes): what the kernel/parser would compare."""
     if "//" not in text:
         return text
     lead = "/" if text.startswith("//") and not text.startswith("///") else ""

@@ -19,7 +19,6 @@ controller; standard library only (Python 3.8+).
 """
 import copy
 import os
-import re
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
@@ -147,7 +146,7 @@ class _FileEntry:
         self.rule = rule
         self.pattern = pattern
         try:
-            self.regex = re.compile(aaglob.glob_to_regex(pattern), re.S)
+            self.regex = aaglob.compile_glob(pattern)
         except aaglob.GlobError:
             self.regex = None  # unknown variable / malformed: matches nothing
         self.perms = rule.perms if rule.perms is not None else _ALL_PERMS
@@ -427,8 +426,7 @@ class ProfileIndex:
             path = event.get("path")
             if not isinstance(path, str) or not path or "\x00" in path:
                 return None
-            if "//" in path:
-                path = re.sub("/{2,}", "/", path)
+            path = aaglob.collapse_name(path)
             owner = bool(event.get("owner"))
             if kind == "exec":
                 return rs.file_decision(path, set(), owner, True)

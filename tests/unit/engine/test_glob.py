@@ -157,6 +157,28 @@ def test_regex_and_automaton_agree(pattern, text):
     assert aaglob.glob_covers(pattern, escape_glob(text)) is aaglob.matches(pattern, text)
 
 
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(pattern_st, st.sampled_from(STRINGS))
+def test_linear_matcher_equals_regex(pattern, text):
+    """compile_glob uses a lazily built DFA for multi-star patterns; it must agree with the regex."""
+    import re
+
+    count("glob.dfa_vs_regex")
+    regex = re.compile(aaglob.glob_to_regex(pattern), re.S)
+    name = aaglob.collapse_name(text)  # names are collapsed before matching (aaglob.matches)
+    assert bool(aaglob.compile_glob(pattern).fullmatch(name)) is bool(regex.fullmatch(name))
+
+
+def test_hostile_name_cannot_make_matching_explode():
+    """Backtracking needs ~a minute for this (measured: 56 s); the automaton is linear."""
+    import time
+
+    t0 = time.process_time()
+    assert not aaglob.matches("/*a*a*a*a*b", "/" + "a" * 4000)
+    assert not aaglob.matches("/**a**a**a**a**b", "/" + "a/" * 2000)
+    assert time.process_time() - t0 < 2.0
+
+
 def test_zz_case_count():
     print("\nfuzz cases: %s" % {k: v for k, v in COUNTS.items() if k.startswith("glob.")})
     assert COUNTS.get("glob.covers_sound", 0) >= min(EXAMPLES, 10)
