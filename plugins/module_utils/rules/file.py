@@ -115,6 +115,14 @@ class FileRule(Rule):
             raise RuleParseError("a bare 'file' rule cannot have an exec mode or target")
         if path is not None and not self.perms and not exec_mode:
             raise RuleParseError("file rule for %r has no permissions" % (path,))
+        for value in (self.path, target):
+            # a pattern the renderer cannot write (a lone trailing backslash) is refused here, with
+            # a RuleParseError, instead of building a rule whose render() fails later
+            if value is not None:
+                try:
+                    quote_pattern(value)
+                except EscapeError as exc:
+                    raise RuleParseError(str(exc)) from None
         if exec_mode is None and target is not None:
             # "/a rwl -> /b": the target of the link permission (apparmor.d(5) link pairs)
             if "l" not in (self.perms or ()):

@@ -142,6 +142,12 @@ class UnixRule(Rule):
                 # (apparmor_parser: "invalid value for addr"). Omitting the address would widen
                 # the rule to every socket, so no unix rule is written.
                 return None
+        if access is not None and not access <= PEER_ACCESS:
+            # apparmor_parser refuses peer conditionals with create/bind/listen/shutdown/...: "accesses
+            # cannot be used with peer socket conditionals". Kernel records of those accesses carry no
+            # peer address; a crafted event that does must not yield an uncompilable rule (same
+            # convention as network.from_event: the peer only for peer accesses).
+            addrs[1] = None
         return cls(access, sock_type=sock_type, addr=addrs[0], peer_addr=addrs[1])
 
     def render_body(self, abi: str = "3.0") -> str:
