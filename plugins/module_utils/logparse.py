@@ -620,8 +620,8 @@ class LogReader:
         have = 0
         while True:
             if have == len(buf):  # one line longer than the buffer: grow it
+                view.release()  # a bytearray cannot grow while a memoryview exports it (BufferError)
                 buf.extend(bytearray(len(buf)))
-                view.release()
                 view = memoryview(buf)
             got = fobj.readinto(view[have:])
             if not got:
