@@ -28,7 +28,6 @@ counted per reason with a few sanitised samples. Standard library only (runs on 
 """
 from __future__ import absolute_import, division, print_function
 
-import calendar
 import json
 import re
 import time
@@ -36,11 +35,6 @@ from collections import Counter
 from operator import itemgetter
 
 from ansible_collections.armada.apparmor.plugins.module_utils import events as ev_mod
-
-try:  # the glob semantics live in aaglob.py (another engineer's file); exact match until it exists
-    from ansible_collections.armada.apparmor.plugins.module_utils.aaglob import matches as _glob_matches
-except ImportError:  # pragma: no cover - depends on the checkout state
-    _glob_matches = None
 
 __metaclass__ = type
 
@@ -164,10 +158,16 @@ def parse_fields(text):
     for key, raw in _KV.findall(text):
         if key in fields:
             continue
-        value, _quoted = _decode_value(key, raw)
-        if value is None:
-            return fields, "bad_hex"
-        fields[key] = value
+        first = raw[:1]
+        if first == '"' or first == "'":
+            fields[key] = raw[1:-1]
+        elif key in HEX_KEYS and raw and _HEX.match(raw):
+            value, _quoted = _decode_value(key, raw)
+            if value is None:
+                return fields, "bad_hex"
+            fields[key] = value
+        else:
+            fields[key] = raw
     return fields, None
 
 
@@ -283,6 +283,18 @@ def parse_record(line, node=None, when=None):
 _TIME_CACHE = {}  # type: Dict[bytes, Optional[float]]
 
 
+def _timegm(tup):
+    # type: (Tuple[int, ...]) -> int
+    """calendar.timegm without importing calendar (and locale) on every managed host run."""
+    year, month, day, hh, mi, ss = tup[:6]
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    return days * 86400 + hh * 3600 + mi * 60 + ss
+
+
 def header_time(header):
     # type: (bytes) -> Optional[float]
     """Epoch seconds of a syslog header (BSD ``Jan  1 15:09:04[.us][+08:00]`` or ISO 8601).
@@ -309,7 +321,7 @@ def header_time(header):
             day, hh, mi, ss, frac, tz = int(g[1]), int(g[2]), int(g[3]), int(g[4]), g[5], g[6]
         tup = (year, month, day, hh, mi, ss, 0, 0, -1)
         if tz:
-            stamp = calendar.timegm(tup)
+            stamp = _timegm(tup)
             if tz != b"Z":
                 sign = -1 if tz[:1] == b"-" else 1
                 digits = tz[1:].replace(b":", b"")
@@ -318,7 +330,7 @@ def header_time(header):
             stamp = time.mktime(tup)
         if len(g) == 7 and stamp > time.time() + 2 * 86400:
             tup = (year - 1,) + tup[1:]
-            stamp = calendar.timegm(tup) if tz else time.mktime(tup)
+            stamp = _timegm(tup) if tz else time.mktime(tup)
         value = float(stamp) + (float(frac) if frac else 0.0)
     except (ValueError, OverflowError):
         value = None
@@ -921,12 +933,16 @@ class LogReader:
             return True
         ok = self._profile_ok.get(profile)
         if ok is None:
+            try:  # AppArmor glob semantics (aaglob.py), imported only when a filter is used
+                from ansible_collections.armada.apparmor.plugins.module_utils.aaglob import matches
+            except ImportError:  # pragma: no cover - a checkout without aaglob: exact names
+                matches = None
             ok = False
             if profile is not None:
                 names = {profile, profile.partition("//")[0]}
                 for pattern in self.profiles:
                     for name in names:
-                        if (_glob_matches(pattern, name) if _glob_matches else pattern == name):
+                        if (matches(pattern, name) if matches else pattern == name):
                             ok = True
             self._profile_ok[profile] = ok
         return ok

@@ -22,7 +22,10 @@ import json
 import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from ansible_collections.armada.apparmor.plugins.module_utils import logparse
 from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
 from tests.conftest import ROOT
 
@@ -372,3 +375,13 @@ def test_old_free_text_records_are_counted_not_read():
             b"active /bin/x)\n")
     res = read(data)
     assert res["events"] == [] and res["stats"]["skipped"] == {"old_format": 1}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=1970, max_value=2200), st.integers(1, 12), st.integers(1, 28), st.integers(0, 23),
+       st.integers(0, 59), st.integers(0, 60))
+def test_timegm_matches_the_standard_library(y, mo, d, h, mi, s):
+    import calendar
+
+    tup = (y, mo, d, h, mi, s, 0, 0, 0)
+    assert logparse._timegm(tup) == calendar.timegm(tup)
