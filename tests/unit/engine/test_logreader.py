@@ -236,3 +236,13 @@ def test_node_on_every_line_across_blocks_and_a_change_inside_a_block(monkeypatc
     for e in res["events"]:
         by_host[e["host"]] = by_host.get(e["host"], 0) + e["count"]
     assert by_host == {"inv": 80, "web0": 20, "web1": 20}
+
+
+def test_feed_stream_line_longer_than_the_block():
+    long_name = "/x" * 3000
+    data = (avc(1) + avc(2, name=long_name) + avc(3)).encode()
+    r = LogReader()
+    r.feed_stream(io.BytesIO(data), block=1024)
+    res = r.result()
+    assert res["stats"]["records"] == 3
+    assert sorted(e["path"] for e in res["events"]) == sorted(["/etc/shadow", long_name])
