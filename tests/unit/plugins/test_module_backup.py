@@ -38,8 +38,11 @@ def test_snapshot_modify_restore_is_byte_identical(tmp_path):
     os.unlink(os.path.join(tree, "force-complain", "armada-demo"))
     os.chmod(os.path.join(tree, "tunables", "global"), 0o600)
     assert tree_state(tree) != before
-    check, restored, again = run_tasks(tmp_path, [
-        {"armada.apparmor.backup": _opts(tree, bdir, state="restored"), "check_mode": True},
+    modified = tree_state(tree)
+    check, = run_tasks(tmp_path, [{"armada.apparmor.backup": _opts(tree, bdir, state="restored")}], check=True,
+                       name="check")
+    assert tree_state(tree) == modified  # check mode: nothing restored
+    restored, again = run_tasks(tmp_path, [
         {"armada.apparmor.backup": _opts(tree, bdir, state="restored", id=snap["id"])},
         {"armada.apparmor.backup": _opts(tree, bdir, state="restored")},
     ], name="restore")

@@ -4,7 +4,10 @@ This machine's kernel has no AppArmor, which exercises the documented 'loading s
 real apparmor_parser validates every write against the real abstractions copied into the tree.
 """
 import os
+import shutil
+import subprocess
 
+import pytest
 from aa_playbook import make_tree, run_tasks, tree_state
 
 DEMO = """abi <abi/3.0>,
@@ -182,3 +185,35 @@ def test_missing_parser_fails_cleanly(tmp_path):
                                       parser=str(tmp_path / "no-such-parser"))])
     assert res.get("failed") and "apparmor_parser not found" in res["msg"]
     assert tree_state(tree) == before
+
+
+def test_read_only_and_full_apparmor_dir_fail_cleanly(tmp_path):
+    """A real tmpfs as the AppArmor directory: remounted read-only, then too small for the new text."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True,
+                          check=False)
+    if proc.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root): %s" % proc.stderr.decode().strip())
+    try:
+        tree = make_tree(mnt)
+        path = os.path.join(tree, "usr.bin.armada-demo")
+        with open(path, "w") as handle:
+            handle.write(DEMO)
+        # fill the file system up to its last 16 KiB
+        vfs = os.statvfs(str(mnt))
+        with open(os.path.join(str(mnt), "filler"), "wb") as handle:
+            handle.write(b"\0" * (vfs.f_bavail * vfs.f_frsize - 16384))
+        before = tree_state(tree)
+        big = DEMO.replace("/etc/armada-demo.conf r,", "/etc/armada-demo.conf r,\n" + "  /srv/x r,\n" * 4000)
+        full, = run_tasks(tmp_path, [_task(tree, tmp_path, name="armada-demo", content=big)], name="full")
+        assert full.get("failed") and "no space left" in full["msg"], full
+        assert tree_state(tree) == before
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        ro, = run_tasks(tmp_path, [_task(tree, tmp_path, name="armada-demo", mode="complain")], name="ro")
+        assert ro.get("failed") and "read-only file system" in ro["msg"], ro
+        assert tree_state(tree) == before
+        assert not [n for n in os.listdir(tree) if n.startswith(".")]
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+        shutil.rmtree(str(mnt), ignore_errors=True)

@@ -116,9 +116,12 @@ def test_rule_that_does_not_compile_changes_nothing(tmp_path):
     assert not os.path.exists(str(tmp_path / "backups"))
 
 
-def test_diff_shows_profile_change(tmp_path):
+def test_check_mode_is_byte_identical_and_diff_shows_profile_change(tmp_path):
     tree = _setup(tmp_path)
+    before = tree_state(tree)
     res, = run_tasks(tmp_path, [_task(tree, tmp_path, rules=["/srv/x r,"], target="profile")], check=True, diff=True)
+    assert res["changed"] and tree_state(tree) == before
+    assert not os.path.exists(str(tmp_path / "backups"))
     prof_diff = res["diff"][0]
     assert prof_diff["before"] == DEMO
     assert prof_diff["after"] == DEMO.replace("   # state\n}", "   # state\n  /srv/x r,\n}")
