@@ -36,6 +36,10 @@ def check_include_target(target: str) -> str:
         raise RuleParseError("include target %r must be a plain name (letters, digits, _ . / + -)" % (target,))
     if ".." in target.split("/"):
         raise RuleParseError("include target %r must not contain '..'" % (target,))
+    if not [part for part in target.split("/") if part not in ("", ".")]:
+        # "." or "/" is the include directory itself: apparmor_parser would include every file in
+        # /etc/apparmor.d (tunables, other profiles) into this profile
+        raise RuleParseError("include target %r names the include directory itself" % (target,))
     return target
 
 
