@@ -147,10 +147,10 @@ peer's figure, so both read the same records, and ours also keeps the unix and s
 
 **Speed.** Target 10x. This run: {speedups}. The machine is shared (2 CPUs, several engineers and a qemu
 lab): compare the columns of one run, not runs of different times. Where the time goes: about
-55% is the block scan - Python's regex engine stepping through every `audit(` of the file (a million
+half is the block scan - Python's regex engine stepping through every `audit(` of the file (a million
 attempts, two thirds on SYSCALL/PROCTITLE lines it rejects) plus the `count`/`find` passes that prove a block
-holds only the dominant shape; about 25% is folding records per distinct body with `Counter` and
-`dict(zip())` (C code, no Python per record); parsing distinct bodies and building events is under 15%.
+holds only the dominant shape; about 30% is folding records per distinct body with `Counter` and
+`dict(zip())` (C code, no Python per record); parsing distinct bodies and building events is 15% or less.
 The scan alone costs more than a tenth of the peer's time, so 10x needs a scanner outside the Python
 standard library (managed hosts have nothing else) or parallel processes; `grep -c` shows the floor of a
 plain byte scan. Memory is flat: 8 MiB blocks, one cached template per distinct record body.
