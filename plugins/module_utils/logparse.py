@@ -45,7 +45,7 @@ BLOCK = 8 << 20
 #: bytes at each end of a block searched for node= (see LogReader._run)
 _EDGE = 65536
 #: distinct record bodies cached before they are folded into events and the cache is emptied
-MAX_TEMPLATES = 50000
+MAX_TEMPLATES = 20000
 #: samples kept per skip reason, and their length
 MAX_SAMPLES = 3
 SAMPLE_LEN = 200

@@ -221,6 +221,9 @@ def test_fuzz_hostile_input_never_raises(parts, noise):
     assert st_["records"] >= sum(e["count"] for e in res["events"])
     for e in res["events"]:
         assert e["kind"] in ev_mod.KINDS and e["count"] >= 1
+    for line in data.split(b"\n"):
+        one = logparse.parse_line(line)
+        assert (one["event"] is None) == (one["skip"] is not None or one["record"] is None)
 
 
 def test_node_on_every_line_across_blocks_and_a_change_inside_a_block(monkeypatch):
