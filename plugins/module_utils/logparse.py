@@ -65,6 +65,8 @@ _LINE_MARKERS = _CANDIDATE_MARKERS + (_JSON_BINARY,)
 
 _STAMP = re.compile(rb"audit\((\d+)\.(\d+):(\d+)\):? ?")
 _TYPE = re.compile(rb"type=(\S+)")
+# socket address/port tokens: not part of any identity (docs/events.md), and ports are often ephemeral
+_VOLATILE = re.compile(rb" (?:lport|fport|src|dest|laddr|faddr|saddr|daddr)=[^ \x1d]*")
 _NODE = re.compile(rb"(?:^|(?<=\s))node=(\S+) (?=type=)")
 _PIDTOK = re.compile(rb"(?<![\w-])pid=(\d+)")
 _KV = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)=(\"[^\"]*\"|'[^']*'|[^\s\"']*)")
@@ -594,6 +596,7 @@ class LogReader:
         self._first = {}  # type: Dict[Any, Any]
         self._last = {}  # type: Dict[Any, Any]
         self._pids = {}  # type: Dict[Any, set]
+        self._norm = {}  # type: Dict[Any, _Template]
         self._pending = []  # type: List[bytes]
         self._pending_len = 0
         self._profile_ok = {}  # type: Dict[Optional[str], bool]
@@ -829,17 +832,29 @@ class LogReader:
         else:  # few new bodies (the usual case after the first blocks): find their first record directly
             first = {key: recs[keys.index(key)] for key in new}
         raws = getattr(self, "_raws", None)
+        norms = self._norm
         for key in (counts if new else ()):  # in order of first appearance
             if key not in new:
                 continue
             head, tail = key
             stamp, _h, pid, _t, _o = first[key]
-            line = b'audit(' + stamp + b':0): apparmor="' + head + b" pid=" + pid + tail
-            raw = raws.get(key) if raws else None
-            tmpl = self._template(line, raw if raw is not None else line)
-            tmpl.size = len(line) + 4
-            if tmpl.pid is not None and tmpl.pid == int(pid):
-                tmpl.pid = None  # the pid is the varying token: sample it per record
+            norm = None
+            if _VOLATILE.search(tail) or _VOLATILE.search(head):
+                # bodies that differ only in socket addresses/ports (not part of the identity: the first
+                # record's are kept) share one parsed template instead of one parse per ephemeral port
+                norm = (_VOLATILE.sub(b"", head), _VOLATILE.sub(b"", tail))
+                tmpl = norms.get(norm)
+            else:
+                tmpl = None
+            if tmpl is None:
+                line = b'audit(' + stamp + b':0): apparmor="' + head + b" pid=" + pid + tail
+                raw = raws.get(key) if raws else None
+                tmpl = self._template(line, raw if raw is not None else line)
+                tmpl.size = len(line) + 4
+                if tmpl.pid is not None and tmpl.pid == int(pid):
+                    tmpl.pid = None  # the pid is the varying token: sample it per record
+                if norm is not None:
+                    norms[norm] = tmpl
             tmpls[key] = tmpl
             cnt[key] = 0
             pids[key] = {pid}
@@ -961,11 +976,28 @@ class LogReader:
         # type: () -> None
         """Move the per-body counters into stats and the aggregator, and empty the caches."""
         agg, st = self._agg, self.stats
-        first, last, pids = self._first, self._last, self._pids
-        for key, tmpl in self._tmpl.items():
-            n = self._cnt.get(key, 0)
+        first, last, pids, cnt = self._first, self._last, self._pids, self._cnt
+        groups = {}  # type: Dict[int, list]
+        for key, tmpl in self._tmpl.items():  # bodies sharing a template fold first
+            n = cnt.get(key, 0)
             if n == 0:
                 continue
+            g = groups.get(id(tmpl))
+            if g is None:
+                g = groups[id(tmpl)] = [tmpl, 0, None, None, set()]
+            g[1] += n
+            t1, t2 = first.get(key), last.get(key)
+            if t1 is not None:
+                t1 = float(t1)
+                if g[2] is None or t1 < g[2]:
+                    g[2] = t1
+            if t2 is not None:
+                t2 = float(t2)
+                if g[3] is None or t2 > g[3]:
+                    g[3] = t2
+            if len(g[4]) < ev_mod.MAX_PIDS:
+                g[4].update(pids.get(key, ()))
+        for tmpl, n, t1, t2, pidset in groups.values():
             st["apparmor_bytes"] += tmpl.size * n
             if tmpl.skip is not None:
                 if tmpl.skip == "not_a_record":
@@ -981,13 +1013,13 @@ class LogReader:
                 continue
             event = dict(tmpl.event)
             event["count"] = n
-            t1, t2 = first.get(key), last.get(key)
-            event["first_seen"] = float(t1) if t1 is not None else None
-            event["last_seen"] = float(t2) if t2 is not None else None
+            event["first_seen"] = t1
+            event["last_seen"] = t2
             if tmpl.pid is not None:
                 event["pids"] = [tmpl.pid]
             else:
-                event["pids"] = sorted(int(p) for p in pids.get(key, ()))[:ev_mod.MAX_PIDS]
+                event["pids"] = sorted(int(p) for p in pidset)[:ev_mod.MAX_PIDS]
             event["comms"] = [tmpl.comm] if tmpl.comm is not None else []
             agg.add(event)
+        self._norm = {}
         self._tmpl, self._cnt, self._first, self._last, self._pids = {}, {}, {}, {}, {}

@@ -249,3 +249,18 @@ def test_feed_stream_line_longer_than_the_block():
     res = r.result()
     assert res["stats"]["records"] == 3
     assert sorted(e["path"] for e in res["events"]) == sorted(["/etc/shadow", long_name])
+
+
+def test_ephemeral_ports_fold_and_are_parsed_once(monkeypatch):
+    calls = []
+    real = logparse.parse_record
+    monkeypatch.setattr(logparse, "parse_record", lambda *a, **k: calls.append(1) or real(*a, **k))
+    lines = ''.join(
+        'type=AVC msg=audit(1700000000.%03d:%d): apparmor="DENIED" operation="sendmsg" profile="/p" pid=%d comm="x" '
+        'laddr=10.0.0.1 lport=%d faddr=10.0.0.2 fport=443 family="inet" sock_type="stream" protocol=6 '
+        'requested_mask="send" denied_mask="send"\n' % (i, i, 100 + i, 40000 + i) for i in range(500))
+    res = read(lines)
+    assert len(res["events"]) == 1 and len(calls) == 1
+    ev = res["events"][0]
+    assert ev["count"] == 500 and ev["lport"] == 40000 and ev["fport"] == 443  # the first record's
+    assert ev["first_seen"] == pytest.approx(1700000000.0) and ev["last_seen"] == pytest.approx(1700000000.499)
