@@ -1,0 +1,306 @@
+"""The three journeys end to end on the 3-host qemu lab, through the playbooks users run.
+
+Steps (issue 7), in the order they run here:
+  1. learn the workload on all hosts in complain mode and exercise it, passing until converged;
+  2. update with answers that leave one access pending; answer it; update again (changed); again (not
+     changed), also after resetting the cursor;
+  5. (run before 3, so that 3 leaves the fleet enforced) a canary that produces a new denial during the soak
+     is rolled back - previous profile (sha256) and complain mode in the kernel - the rollout stops and the
+     later batches are untouched;
+  3. roll out enforce with a canary; the workload works and the kernel logs 0 DENIED records for it;
+  4. something the workload never did (reading a file outside its profile) is DENIED;
+  6. restore the backup taken before the switch and compare sha256 with the original files.
+
+Expectations come from what the workload does (tests/lab/workload/armada-workload: config read, log append,
+state file rename, helper exec, net_bind_service, inet stream) and from AppArmor's behaviour (complain mode
+logs ALLOWED, enforce mode DENIED), never from the output of the code under test. Every step depends on the
+previous ones; after a failure the later steps are skipped with the reason.
+"""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.lab
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ANSIBLE_PLAYBOOK = os.path.join(ROOT, ".venv", "bin", "ansible-playbook")
+EXAMPLE = os.path.join(ROOT, "playbooks", "inventory.example")
+PROGRAM = "/usr/local/bin/armada-workload"
+PROFILE_FILE = "/etc/apparmor.d/usr.local.bin.armada-workload"
+STATE = "/var/lib/armada-apparmor"
+SECRET = "/var/tmp/armada-journey-secret.txt"
+EXTRA = "/etc/armada-workload/extra.txt"
+
+FAILED = []
+
+
+def _step(name):
+    if FAILED:
+        pytest.skip("an earlier journey step failed (%s): the later steps build on it" % FAILED[0])
+    return name
+
+
+@pytest.fixture(autouse=True)
+def _record_failure(request):
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        FAILED.append(request.node.name)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+class Journey:
+    """A working directory on the controller (inventory, fetched profiles, pending file, reports)."""
+
+    def __init__(self, lab, work):
+        self.lab = lab
+        self.work = work
+        self.inv = os.path.join(work, "inventory")
+        os.makedirs(self.inv)
+        shutil.copy(lab.inventory, os.path.join(self.inv, "hosts.yml"))
+        shutil.copytree(os.path.join(EXAMPLE, "group_vars"), os.path.join(self.inv, "group_vars"))
+        self.hosts = sorted(lab.hosts)
+        self.canary = lab.groups["canary"]
+        self.rest = [h for h in self.hosts if h not in self.canary]
+
+    def play(self, name, extra=None, expect_rc=0):
+        """Run playbooks/NAME.yml by its collection name; return the json callback's result."""
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, "build", "collections"),
+                   ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false", ANSIBLE_HOST_KEY_CHECKING="false",
+                   ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_NOCOLOR="1", PWD=self.work)
+        cmd = [ANSIBLE_PLAYBOOK, "-i", self.inv, "armada.apparmor." + name]
+        if extra:
+            cmd += ["-e", json.dumps(extra)]
+        res = subprocess.run(cmd, cwd=self.work, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                             timeout=3600, check=False)
+        try:
+            out = json.loads(res.stdout)
+        except ValueError:
+            pytest.fail("%s: no json output (rc %d):\n%s\n%s" % (name, res.returncode, res.stdout[-3000:],
+                                                                 res.stderr[-3000:]))
+        if expect_rc is not None and res.returncode != expect_rc:
+            pytest.fail("%s: rc %d, expected %d:\n%s" % (name, res.returncode, expect_rc, _failures(out)))
+        out["rc"] = res.returncode
+        return out
+
+    def sh(self, host, command):
+        res = self.lab.ssh(host, command)
+        return res.returncode, res.stdout
+
+    def must(self, host, command):
+        rc, out = self.sh(host, command)
+        assert rc == 0, "%s: `%s` failed (%d): %s" % (host, command, rc, out)
+        return out
+
+    def sha(self, host, path=PROFILE_FILE):
+        return self.must(host, "sha256sum %s" % path).split()[0]
+
+    def kernel_mode(self, host, name=PROGRAM):
+        for line in self.must(host, "cat /sys/kernel/security/apparmor/profiles").splitlines():
+            if line.startswith(name + " ("):
+                return line.rsplit("(", 1)[1].rstrip(")")
+        return None
+
+    def record(self, host):
+        return json.loads(self.must(host, "cat %s/convergence.json" % STATE))["profiles"][PROGRAM]
+
+    def denied_count(self, host, needle=PROGRAM):
+        """DENIED records naming the workload's profile, from where this host's flavour puts them."""
+        cmd = ("if pgrep -x auditd >/dev/null; then grep -h 'apparmor=\"DENIED\"' /var/log/audit/audit.log; "
+               "else dmesg | grep 'apparmor=\"DENIED\"'; fi | grep -F 'profile=\"%s' || true" % needle)
+        return [line for line in self.must(host, cmd).splitlines() if line.strip()]
+
+
+def _failures(out):
+    lines = []
+    for play in out.get("plays", []):
+        for task in play.get("tasks", []):
+            for host, r in task.get("hosts", {}).items():
+                if r.get("failed") or r.get("unreachable"):
+                    lines.append("%s | %s | %s" % (host, task["task"]["name"], r.get("msg", r)))
+    return "\n".join(lines[-20:]) or json.dumps(out.get("stats"))
+
+
+def task_results(out, name):
+    """{host: result} of every task whose name ends with NAME (latest run wins)."""
+    found = {}
+    for play in out.get("plays", []):
+        for task in play.get("tasks", []):
+            if task["task"]["name"].endswith(name):
+                found.update(task["hosts"])
+    return found
+
+
+def changed(out):
+    return {h: s["changed"] for h, s in out["stats"].items()}
+
+
+@pytest.fixture(scope="module")
+def journey(lab, tmp_path_factory):
+    j = Journey(lab, str(tmp_path_factory.mktemp("journey")))
+    # Guests boot from a fresh initramfs, but a developer's lab may have run the journey before: start clean.
+    for h in j.hosts:
+        j.must(h, "apparmor_parser -R %s 2>/dev/null; rm -rf %s %s /var/backups/armada-apparmor; "
+                  "printf 'not for the workload\\n' > %s; true" % (PROFILE_FILE, PROFILE_FILE, STATE, SECRET))
+    return j
+
+
+def test_step1_learn_in_complain_mode_until_converged(journey):
+    _step("1")
+    j = journey
+    before = {h: j.must(h, "cat /proc/sys/kernel/printk_ratelimit; "
+                           "pgrep -x auditd >/dev/null && auditctl -s | grep -E '^(rate_limit|backlog_limit)'; true")
+              for h in j.hosts}
+    j.play("profile_fleet", {"passes": 2})
+    runs = 1
+    while not all(j.record(h)["converged"] for h in j.hosts) and runs < 3:
+        j.play("profile_fleet")
+        runs += 1
+    for h in j.hosts:
+        rec = j.record(h)
+        assert rec["converged"] is True and rec["passes"] >= 2, (h, rec)
+        assert rec["pending"] == 0, (h, rec)
+        assert j.kernel_mode(h) == "complain", h
+        text = j.must(h, "cat %s" % PROFILE_FILE)
+        # the minimal profile (aa-autodep's shape) ...
+        for line in ("abi <abi/3.0>,", "include <tunables/global>", "include <abstractions/base>", "flags=(complain)"):
+            assert line in text, (h, line, text)
+        # ... and the rules for what the workload does, from the example answers
+        for rule in ("capability net_bind_service,", "network inet stream,", "/etc/armada-workload/workload.conf r,",
+                     "/var/log/armada-workload/*.log w,",
+                     "/usr/local/lib/armada-workload/armada-workload-helper mrix,"):
+            assert rule in text, (h, rule, text)
+        # the limits lifted while learning are back
+        after = j.must(h, "cat /proc/sys/kernel/printk_ratelimit; "
+                          "pgrep -x auditd >/dev/null && auditctl -s | grep -E '^(rate_limit|backlog_limit)'; true")
+        assert after == before[h], (h, before[h], after)
+    # one file per profile on the controller, identical to every host's copy
+    fetched = os.path.join(j.work, "profiles", os.path.basename(PROFILE_FILE))
+    with open(fetched, "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()
+    assert {j.sha(h) for h in j.hosts} == {digest}
+    assert os.listdir(os.path.join(j.work, "profiles")) == [os.path.basename(PROFILE_FILE)]
+
+
+def test_step2_pending_answer_then_idempotent_update(journey):
+    _step("2")
+    j = journey
+    update = {"apparmor_learn": False}
+    for h in j.hosts:  # in complain mode: an access no answer covers, logged ALLOWED
+        j.must(h, "%s --once --read-extra %s" % (PROGRAM, EXTRA))
+    out = j.play("profile_fleet", update)
+    with open(os.path.join(j.work, "apparmor-pending.yml")) as fh:
+        pending = yaml.safe_load(fh)["apparmor_answers_pending"]
+    assert [p["match"]["path"] for p in pending] == [EXTRA], pending
+    assert pending[0]["answer"] == "pending" and sorted(pending[0]["hosts"]) == j.hosts
+    for h in j.hosts:
+        assert EXTRA not in j.must(h, "cat %s" % PROFILE_FILE)
+        assert j.record(h)["pending"] == 1
+    counts = task_results(out, "Allowed / denied / pending per profile")
+    assert "pending=1" in list(counts.values())[0]["msg"][PROGRAM]
+
+    # answer it (the reviewed pending block, pasted back into inventory)
+    pending[0]["answer"] = "allow"
+    with open(os.path.join(j.inv, "group_vars", "all", "apparmor_answers_pending.yml"), "w") as fh:
+        yaml.safe_dump({"apparmor_answers_pending": pending}, fh)
+    out = j.play("profile_fleet", update)
+    rules = task_results(out, "Write the rules into the profiles (snapshot first)")
+    assert sorted(rules) == j.hosts and all(r["changed"] for r in rules.values()), rules
+    for h in j.hosts:
+        assert "%s r," % EXTRA in j.must(h, "cat %s" % PROFILE_FILE)
+        rec = j.record(h)
+        assert rec["pending"] == 0 and rec["converged"] is False, rec  # a rule was added in this pass
+    with open(os.path.join(j.work, "apparmor-pending.yml")) as fh:
+        assert yaml.safe_load(fh)["apparmor_answers_pending"] == []
+
+    shas = {h: j.sha(h) for h in j.hosts}
+    out = j.play("profile_fleet", update)
+    assert not any(changed(out).values()), changed(out)
+    for h in j.hosts:
+        assert j.record(h)["converged"] is True
+
+    # reset the cursor: everything is read again, and still nothing changes
+    for h in j.hosts:
+        j.must(h, "rm -f %s/cursors/armada-update.json" % STATE)
+    out = j.play("profile_fleet", update)
+    assert not any(changed(out).values()), changed(out)
+    reads = task_results(out, "Read new AppArmor events since the cursor")
+    for h in j.hosts:
+        assert any(e.get("path") == EXTRA for e in reads[h]["events"]), "the reset read must see the old events"
+        assert j.sha(h) == shas[h]
+
+
+def test_step5_canary_denial_during_soak_rolls_back_and_stops(journey):
+    _step("5")
+    j = journey
+    shas = {h: j.sha(h) for h in j.hosts}
+    canary = j.canary[0]
+    out = j.play("enforce", {"enforce_soak_seconds": 5,
+                             "enforce_soak_command": "%s --once --read-extra %s || true" % (PROGRAM, SECRET)},
+                 expect_rc=2)
+    for h in j.hosts:
+        assert j.sha(h) == shas[h], "%s: profile file changed" % h
+        assert j.kernel_mode(h) == "complain", h
+    with open(os.path.join(j.work, "apparmor-enforce-report", canary + ".yml")) as fh:
+        report = yaml.safe_load(fh)
+    assert report["status"] == "rolled back" and report["outcome"]["verified"] is True, report
+    assert SECRET in report["outcome"]["reason"], report
+    # the later batches were never touched: no report, no task ran on them in the rollout play
+    assert sorted(os.listdir(os.path.join(j.work, "apparmor-enforce-report"))) == [canary + ".yml"]
+    assert not task_results(out, "Switch to enforce mode").keys() - {canary}
+
+
+def test_step3_enforce_rollout_then_workload_runs_without_denials(journey):
+    _step("3")
+    j = journey
+    j.original = {h: j.sha(h) for h in j.hosts}
+    j.play("enforce", {"enforce_soak_seconds": 5})
+    for h in j.hosts:
+        with open(os.path.join(j.work, "apparmor-enforce-report", h + ".yml")) as fh:
+            assert yaml.safe_load(fh)["status"] == "enforced", h
+        assert j.kernel_mode(h) == "enforce", h
+        before = len(j.denied_count(h))
+        j.must(h, "%s --once" % PROGRAM)
+        j.must(h, "sleep 1")
+        assert len(j.denied_count(h)) == before, (h, j.denied_count(h)[before:])
+
+
+def test_step4_something_new_is_denied(journey):
+    _step("4")
+    j = journey
+    for h in j.hosts:
+        rc, _ = j.sh(h, "%s --once --read-extra %s" % (PROGRAM, SECRET))
+        assert rc != 0, "%s: reading %s must be refused in enforce mode" % (h, SECRET)
+        records = []
+        for _ in range(10):
+            records = [r for r in j.denied_count(h) if SECRET in r]
+            if records:
+                break
+            j.must(h, "sleep 1")
+        assert records, "%s: no DENIED record for %s" % (h, SECRET)
+
+
+def test_step6_restore_backup_matches_original_sha256(journey):
+    _step("6")
+    j = journey
+    j.play("restore")  # latest = the snapshot enforce took right before the switch
+    for h in j.hosts:
+        assert j.sha(h) == j.original[h], h
+        assert j.kernel_mode(h) == "complain", h
+    out = j.play("status")
+    table = task_results(out, "Fleet table")
+    lines = list(table.values())[0]["msg"]
+    for h in j.hosts:
+        row = [line for line in lines if line.startswith(h + " ") and PROGRAM in line]
+        assert row and "complain" in row[0] and "True" in row[0], lines
