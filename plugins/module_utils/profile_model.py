@@ -39,6 +39,24 @@ _VAR_START = re.compile(r"@\{[A-Za-z0-9_]+\}\s*\+?=")
 _FLAGS_RE = re.compile(r"\bflags\s*=\s*\(([^)]*)\)")
 
 
+def _flags_outside_quotes(text: str):
+    """The first ``flags=(...)`` of a header that is not inside a quoted name (a hat may be called
+    ``"flags=()"``; the parser reads that as the name)."""
+    for m in _FLAGS_RE.finditer(text):
+        in_quote = False
+        i = 0
+        while i < m.start():
+            if text[i] == "\\":
+                i += 2
+                continue
+            if text[i] == '"':
+                in_quote = not in_quote
+            i += 1
+        if not in_quote:
+            return m
+    return None
+
+
 class ProfileError(ValueError):
     """The profile text cannot be parsed (unbalanced braces, unterminated quote...)."""
 
@@ -128,7 +146,7 @@ class Profile:
         body = text.rstrip()
         if body.endswith("{"):
             body = body[:-1].rstrip()
-        m = _FLAGS_RE.search(body)
+        m = _flags_outside_quotes(body)
         if m:
             self.flags = [f for f in re.split(r"[\s,]+", m.group(1).strip()) if f]
             body = (body[:m.start()] + body[m.end():]).strip()
