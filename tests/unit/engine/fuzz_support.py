@@ -44,7 +44,10 @@ def bump(section: str, key: str, field: str = "", n: int = 1) -> None:
 # also look like real names.
 TOKENS = [" ", '"', "'", ",", "{", "}", "#", "\n", "\\", "@{", "@", "*", "**", "?", "[", "]", "^", "(", ")",
           "=", "->", "!", "\t", "\r", "\x7f", "\x01", "\u2028", "\x85", "\u00a0", "é", "日", "\U0001f600", "a",
-          "Z", "0", ".", "..", "/", ":", "$", "+", "~", "%", "-", "&", "<", ">", ";", "|", "\\n", "\\042", "\udcff"]
+          "Z", "0", ".", "..", "/", ":", "$", "+", "~", "%", "-", "&", "<", ">", ";", "|", "\\n", "\\042", "\udcff",
+          # rule and profile syntax words, so a name can look like the start of another statement
+          "flags=(", "flags=()", "profile ", "hat ", "include ", "#include <", "abi ", "deny ", "audit ", "owner ",
+          "capability ", "}\n", ",\n", " -> "]
 hostile = st.one_of(
     st.lists(st.sampled_from(TOKENS), min_size=1, max_size=16).map("".join),
     st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1,

@@ -317,8 +317,7 @@ def test_fuzz_render_profile_names():
         except (profile_model.ProfileError, RuleParseError) as exc:
             # refused by the documented hat-name policy (check_hat_name): empty, NUL, leading ':' or
             # '&', '//' inside; anything else must be written
-            assert name[:1] in (":", "&") or "//" in name or "\x00" in name or ("/" + name).endswith("/"), (
-                name, exc)
+            assert name[:1] in (":", "&") or "//" in name or "\x00" in name, (name, exc)
             bump("render", "profile_name", "refused")
             return
         text = pf.render()
