@@ -264,3 +264,13 @@ def test_ephemeral_ports_fold_and_are_parsed_once(monkeypatch):
     ev = res["events"][0]
     assert ev["count"] == 500 and ev["lport"] == 40000 and ev["fport"] == 443  # the first record's
     assert ev["first_seen"] == pytest.approx(1700000000.0) and ev["last_seen"] == pytest.approx(1700000000.499)
+
+
+def test_record_without_pid_in_a_block_of_fast_records():
+    status = ('type=AVC msg=audit(1700000001.000:9): apparmor="STATUS" operation="profile_load" profile="unconfined" '
+              'name="/usr/bin/x" comm="apparmor_parser"\n')
+    res = read("".join(avc(i) for i in range(50)) + status + avc(60))
+    assert res["stats"]["records"] == 52
+    kinds = {e["kind"]: e for e in res["events"]}
+    assert kinds["status"]["name"] == "/usr/bin/x" and kinds["status"]["pids"] == []
+    assert kinds["file"]["count"] == 51
