@@ -45,11 +45,17 @@ def test_invalid_profile_is_refused_with_parser_message(run):
     assert run["invalid"]["failed"] and "AppArmor parser error" in run["invalid"]["parser_message"]
 
 
+def test_disabled_mode_unloads(run):
+    assert run["added"]["changed"] and [k for k in run["added"]["kernel"] if not k["skipped"]]
+    assert run["disabled"]["changed"] and run["disabled"]["mode"] == "disabled"
+    assert [k["action"] for k in run["disabled"]["kernel"]] == ["unload"]
+    assert run["k_before_restore"] == ["armada-modtest (enforce)"], "a disabled profile is not loaded"
+
+
 def test_restore_is_byte_identical_and_unloads_added_profile(run):
-    assert sorted(run["k_before_restore"]) == ["armada-modnew (enforce)", "armada-modtest (enforce)"]
     restored = run["restored"]
     assert restored["changed"] and restored["verified"], restored
-    assert sorted(restored["plan"]["remove"]) == ["armada-modnew", "armada-modtest"]
+    assert sorted(restored["plan"]["remove"]) == ["armada-modnew", "armada-modtest", "disable/armada-modnew"]
     assert run["k_restored"] == [], "profiles added after the snapshot are unloaded"
     assert run["tree_after"] == run["tree_before"]
     assert restored.get("mode_mismatch") == []
