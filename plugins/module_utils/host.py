@@ -311,7 +311,8 @@ def _kernel_op(flag: str, path: str, parser: str, kernel: Dict[str, Any], apparm
     else:
         rc, _out, err = run_parser([flag, "-K"] + base_args(apparmor_d) + [path], parser)
     if rc != 0:
-        if flag == "-R" and "not found" in err.lower():
+        low = err.lower()
+        if flag == "-R" and ("not found" in low or "doesn't exist" in low or "does not exist" in low):
             return {"action": action, "path": path, "skipped": True, "reason": "not loaded"}
         raise HostError("apparmor_parser %s %s failed: %s" % (flag, path, err))
     return {"action": action, "path": path, "skipped": False}
