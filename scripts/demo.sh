@@ -30,6 +30,8 @@ play() {  # play NAME LOG [ansible-playbook args...]
   printf '   ansible-playbook armada.apparmor.%s %s  (log: %s)\n' "$name" "$*" "logs/$log.log"
   if ! (cd "$DEMO_DIR" && PWD="$DEMO_DIR" ansible-playbook -i inventory "armada.apparmor.$name" "$@" \
         >"$DEMO_DIR/logs/$log.log" 2>&1); then
+    echo "   FAILED - last lines of logs/$log.log:" >&2
+    tail -25 "$DEMO_DIR/logs/$log.log" | sed 's/^/   | /' >&2
     return 1
   fi
 }
