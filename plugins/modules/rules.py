@@ -186,24 +186,6 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.armada.apparmor.plugins.module_utils import backup, fileops, host, hostops  # noqa: E402
 
-# The rule registry imports its kinds dynamically (importlib), which Ansible's module packer cannot see:
-# name them here so every kind is shipped to the host with the module.
-from ansible_collections.armada.apparmor.plugins.module_utils.rules import (  # noqa: E402,F401
-    capability,
-    change_profile,
-    dbus,
-    file,
-    include,
-    io_uring,
-    mount,
-    mqueue,
-    network,
-    pivot_root,
-    ptrace,
-    signal,
-    unix,
-    userns,
-)
 
 
 def _norm(text):

@@ -1,55 +1,50 @@
 """Registry of rule kinds: parse any rule line, or build the rule an event needs.
 
-Kinds live one per module (``rules/<kind>.py``). The registry imports them by full collection path
-and tolerates a kind module that is not present yet (engine halves are written in parallel), so a
-missing optional kind never breaks parsing of the others.
+Kinds live one per module (``rules/<kind>.py``). They are imported statically, by full collection
+path: Ansible's module packer (Ansiballz) finds the module_utils a module needs by reading import
+statements, so a kind loaded through importlib would silently be missing on a managed host.
 """
-import importlib
 import re
 from typing import Any, Dict, List, Optional, Type
 
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import Rule, RuleParseError
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.capability import CapabilityRule
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.change_profile import ChangeProfileRule
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.dbus import DbusRule
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.file import FileRule, LinkRule
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.include import IncludeRule, VariableRule
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.io_uring import IoUringRule
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.mount import MountRule, RemountRule, UmountRule
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.mqueue import MqueueRule
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.network import NetworkRule
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.pivot_root import PivotRootRule
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.ptrace import PtraceRule
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.signal import SignalRule
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.unix import UnixRule
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.userns import UsernsRule
 
-_PKG = "ansible_collections.armada.apparmor.plugins.module_utils.rules."
-
-# (module, class) in the order kinds are tried. Include lines come first (``include <x>`` must not be
-# read as a file rule), file rules last because their can_parse is the most permissive.
-_KIND_MODULES = [
-    ("include", "IncludeRule"),
-    ("include", "VariableRule"),
-    ("capability", "CapabilityRule"),
-    ("network", "NetworkRule"),
-    ("unix", "UnixRule"),
-    ("signal", "SignalRule"),
-    ("ptrace", "PtraceRule"),
-    ("dbus", "DbusRule"),
-    ("mount", "MountRule"),
-    ("mount", "UmountRule"),
-    ("mount", "RemountRule"),
-    ("pivot_root", "PivotRootRule"),
-    ("change_profile", "ChangeProfileRule"),
-    ("userns", "UsernsRule"),
-    ("io_uring", "IoUringRule"),
-    ("mqueue", "MqueueRule"),
-    ("file", "LinkRule"),
-    ("file", "FileRule"),
-]
-
-
-def _load() -> List[Type[Rule]]:
-    classes = []  # type: List[Type[Rule]]
-    for module, name in _KIND_MODULES:
-        try:
-            mod = importlib.import_module(_PKG + module)
-        except ImportError:
-            continue
-        cls = getattr(mod, name, None)
-        if cls is not None and cls not in classes:
-            classes.append(cls)
-    return classes
-
-
-RULE_CLASSES = _load()  # type: List[Type[Rule]]
+# The order kinds are tried in. Include lines come first (``include <x>`` must not be read as a file
+# rule), file rules last because their can_parse is the most permissive.
+RULE_CLASSES = [
+    IncludeRule,
+    VariableRule,
+    CapabilityRule,
+    NetworkRule,
+    UnixRule,
+    SignalRule,
+    PtraceRule,
+    DbusRule,
+    MountRule,
+    UmountRule,
+    RemountRule,
+    PivotRootRule,
+    ChangeProfileRule,
+    UsernsRule,
+    IoUringRule,
+    MqueueRule,
+    LinkRule,
+    FileRule,
+]  # type: List[Type[Rule]]
 
 
 # Leading keyword (after qualifiers) -> kinds that declare it, for a fast dispatch: profiles hold
