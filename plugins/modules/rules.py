@@ -187,7 +187,6 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.armada.apparmor.plugins.module_utils import backup, fileops, host, hostops  # noqa: E402
 
 
-
 def _norm(text):
     """Whitespace- and trailing-comma-insensitive form of a rule line, for comparisons."""
     return " ".join(text.strip().rstrip(",").split())
