@@ -61,7 +61,12 @@ loggable = st.one_of(
 )
 
 
-def compile_text(text: str) -> Tuple[bool, str]:
+#: seconds one apparmor_parser run may take; a batch that takes longer is split like a failing one, and
+#: a single rule that takes longer is reported as a failure (a rule must not stall a fleet's compile)
+COMPILE_TIMEOUT = float(os.environ.get("ARMADA_FUZZ_COMPILE_TIMEOUT", "60"))
+
+
+def compile_text(text: str, timeout: float = COMPILE_TIMEOUT) -> Tuple[bool, str]:
     """Compile a whole profile file with ``apparmor_parser -QK [-M features]``."""
     assert PARSER, "apparmor_parser is not installed (Debian: apt install apparmor)"
     fd, path = tempfile.mkstemp(prefix="armada-fuzz-", suffix=".profile")
@@ -69,7 +74,10 @@ def compile_text(text: str) -> Tuple[bool, str]:
         with os.fdopen(fd, "wb") as fh:
             fh.write(text.encode("utf-8", "surrogateescape"))
         cmd = [PARSER, "-QK"] + (["-M", FEATURES] if FEATURES else []) + [path]
-        res = subprocess.run(cmd, capture_output=True, timeout=300)
+        try:
+            res = subprocess.run(cmd, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False, "apparmor_parser did not finish within %.0f s" % timeout
         return res.returncode == 0, res.stderr.decode("utf-8", "replace")
     finally:
         os.unlink(path)
