@@ -1,5 +1,5 @@
 """The lab gives real AppArmor hosts: reachable with become, AppArmor on, and a kernel that writes DENIED
-records after a profile load, on both flavours (auditd -> audit.log, no auditd -> kernel log).
+records after a profile load, on every flavour (auditd -> audit.log, no auditd -> kernel log, systemd -> journal).
 
 Expectations come from AppArmor's record format (libapparmor's test_multi corpus shows the same
 `audit(SECONDS.MILLIS:SERIAL): apparmor="DENIED" operation="open" ... name=... requested_mask="r"` shape)
@@ -14,6 +14,7 @@ pytestmark = pytest.mark.lab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 AUDIT_STAMP = re.compile(r"audit\((\d+\.\d+):\d+\)")
+JOURNAL_STAMP = re.compile(r"(\d+\.\d+) ")
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +33,7 @@ def test_hosts_reachable_with_become_and_distinct(lab, facts):
 def test_groups_cover_canary_and_both_flavours(lab):
     assert lab.groups["canary"] == ["lab1"]
     assert sorted(lab.groups["canary"] + lab.groups["rest"]) == sorted(lab.hosts)
-    assert sorted(lab.groups["auditd"] + lab.groups["kernlog"]) == sorted(lab.hosts)
+    assert sorted(lab.groups["auditd"] + lab.groups["kernlog"] + lab.groups.get("journald", [])) == sorted(lab.hosts)
     if len(lab.hosts) >= 2:
         assert lab.groups["auditd"] and lab.groups["kernlog"], "a lab of 2+ hosts offers both flavours"
 
@@ -60,13 +61,16 @@ def _records_for(result):
 @pytest.fixture(scope="session")
 def denied(lab):
     """One playbook run on the first host of each flavour, in parallel (tasks cost ~3 s per host under TCG)."""
-    hosts = sorted({lab.first("auditd"), lab.first("kernlog")})
+    hosts = sorted({lab.first(f) for f in ("auditd", "kernlog", "journald") if lab.groups.get(f)})
     use_module = os.path.exists(os.path.join(ROOT, "plugins", "modules", "profile.py"))
     return lab.playbook("lab_denied.yml", limit=hosts, extra={"use_profile_module": use_module})
 
 
-@pytest.mark.parametrize("flavour, source", [("auditd", "audit.log"), ("kernlog", "dmesg")])
+@pytest.mark.parametrize("flavour, source", [("auditd", "audit.log"), ("kernlog", "dmesg"), ("journald", "journal")])
 def test_denied_record_written_by_kernel_after_load(lab, denied, flavour, source):
+    if flavour == "journald" and not lab.groups.get("journald"):
+        pytest.skip("this lab has no systemd-booted host "
+                    "(boot one: tests/lab/lab up 3 --flavours auditd,kernlog,journald)")
     host = lab.first(flavour)
     res = denied[host]
     run = res["run"].split("\n")
@@ -80,8 +84,9 @@ def test_denied_record_written_by_kernel_after_load(lab, denied, flavour, source
     assert got_source == source
     fresh = []
     for rec in records:
-        m = AUDIT_STAMP.search(rec)
-        assert m, "a DENIED record without an audit(...) stamp: %s" % rec
+        # audit.log / dmesg: the kernel's audit(SECONDS.MILLIS:SERIAL); journal: its realtime stamp (short-unix)
+        m = JOURNAL_STAMP.match(rec) if source == "journal" else AUDIT_STAMP.search(rec)
+        assert m, "a DENIED record without a time stamp: %s" % rec
         if float(m.group(1)) > loaded_at:
             fresh.append(rec)
     extra = [r for r in fresh if 'name="/etc/armada-workload/extra.txt"' in r]

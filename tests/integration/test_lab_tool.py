@@ -38,13 +38,29 @@ def test_inventory_groups_and_connection(tmp_path):
     inv = yaml.safe_load(read(lab.write_inventory("/img", hosts)))
     groups = {g: sorted(v.get("hosts") or {}) for g, v in inv["all"]["children"].items()}
     assert groups == {"lab": ["lab1", "lab2", "lab3"], "canary": ["lab1"], "rest": ["lab2", "lab3"],
-                      "auditd": ["lab1", "lab3"], "kernlog": ["lab2"]}
+                      "auditd": ["lab1", "lab3"], "kernlog": ["lab2"], "journald": []}
     assert inv["all"]["vars"]["ansible_ssh_pipelining"] is True
     assert inv["all"]["vars"]["ansible_host"] == "127.0.0.1"
     assert inv["all"]["vars"]["ansible_ssh_private_key_file"] == "/img/id_ed25519"
     assert {h: v["ansible_port"] for h, v in inv["all"]["hosts"].items()} == {"lab1": 40001, "lab2": 40002,
                                                                             "lab3": 40003}
     assert "Port 40002" in read(os.path.join(str(tmp_path), "ssh_config"))
+
+
+def test_flavours_default_alternate_and_chosen_ones_cycle():
+    lab = load_tool()
+    assert [lab.flavour(i) for i in (1, 2, 3, 4)] == ["auditd", "kernlog", "auditd", "kernlog"]
+    chosen = ["auditd", "kernlog", "journald"]
+    assert [lab.flavour(i, chosen) for i in (1, 2, 3, 4)] == ["auditd", "kernlog", "journald", "auditd"]
+
+
+def test_unknown_flavour_is_refused_before_anything_starts(tmp_path):
+    env = dict(os.environ, ARMADA_LAB_RUN=str(tmp_path))
+    res = subprocess.run([TOOL, "up", "1", "--flavours", "auditd,docker"], capture_output=True, text=True,
+                         env=env, check=False)
+    assert res.returncode == 1
+    assert "unknown flavour" in res.stderr
+    assert not os.path.exists(os.path.join(str(tmp_path), "state.json"))
 
 
 def test_single_host_lab_has_empty_groups_not_missing_ones(tmp_path):
