@@ -274,3 +274,22 @@ def test_record_without_pid_in_a_block_of_fast_records():
     kinds = {e["kind"]: e for e in res["events"]}
     assert kinds["status"]["name"] == "/usr/bin/x" and kinds["status"]["pids"] == []
     assert kinds["file"]["count"] == 51
+
+
+def test_pid_inside_a_quoted_value_is_not_taken_for_the_record_pid():
+    """The record's pid is the ``pid=`` field, not a ``pid=`` inside a quoted value after it.
+
+    Every record here comes from process 10; the quoted info names other pids. The block scan splits a
+    record at its last " pid=", so such a block must take the path that splits at the first one.
+    """
+    lines = []
+    for i, other in enumerate([10, 11, 12, 11, 13]):
+        lines.append('type=AVC msg=audit(1700000000.%03d:%d): apparmor="DENIED" operation="open" '
+                     'profile="/usr/bin/foo" name="/etc/shadow" pid=10 comm="foo" requested_mask="r" denied_mask="r" '
+                     'fsuid=1000 ouid=0 '
+                     'info="held by pid=%d"\n' % (i, i + 1, other))
+    res = read("".join(lines))
+    assert [(e["count"], e["pids"]) for e in res["events"]] == [(5, [10])]
+    assert res["events"][0]["first_seen"] == 1700000000.0 and res["events"][0]["last_seen"] == 1700000000.004
+    for ln in lines:  # each line alone agrees on the pid
+        assert logparse.parse_line(ln.encode())["event"]["pids"] == [10]
