@@ -16,8 +16,13 @@ description:
   - Folds identical accesses (same kind, profile and identity fields, see docs/events.md) reported by
     different hosts into one event with C(hosts) (host -> count) and the summed C(count). Times are the
     minimum/maximum, operations and modes are unioned, the C(id) is recomputed fleet-wide.
-  - The host of an event is its own C(host) field when set (C(node=) of remote-aggregated logs), else the
-    inventory name it came from.
+  - With a mapping (hostvars, or host -> events), the host of an event is the inventory host whose data
+    held it, and only that host counts (consensus, C(min_hosts) of M(armada.apparmor.to_rules)). An
+    event's own C(host) / C(hosts) fields (C(node=) of remote-aggregated logs) are written by the
+    reporting host, so they are kept as information in C(origins) (origin -> count, present when some
+    origin differs from the reporting host) and never counted.
+  - With a list, no reporter is known and the events' own C(hosts) / C(host) are used (for lists the
+    controller built, such as a merged result merged again).
 positional: _input
 options:
   _input:

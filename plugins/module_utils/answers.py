@@ -516,13 +516,18 @@ class _Fold:
     unions, pids/comms bounded at 16, denied mask union) but with sets, so folding 1,000 hosts'
     copies is linear instead of re-sorting lists on every copy."""
 
-    __slots__ = ("event", "hosts", "ops", "modes", "pids", "comms", "first", "last", "denied", "letters")
+    __slots__ = ("event", "hosts", "origins", "foreign", "ops", "modes", "pids", "comms", "first", "last",
+                 "denied", "letters")
 
-    def __init__(self, ev: Dict[str, Any], counts: Dict[str, int], fleet_id: str) -> None:
+    def __init__(self, ev: Dict[str, Any], counts: Dict[str, int], origins: Dict[str, int], foreign: bool,
+                 fleet_id: str) -> None:
         self.event = dict(ev)
         self.event.pop("host", None)
+        self.event.pop("origins", None)
         self.event["id"] = fleet_id
         self.hosts = dict(counts)
+        self.origins = dict(origins)
+        self.foreign = foreign
         self.ops = set(ev.get("operations") or ())
         self.modes = set(ev.get("modes") or ())
         self.pids = set(ev.get("pids") or ())
@@ -533,10 +538,13 @@ class _Fold:
         self.denied = mask.get("denied") if isinstance(mask, dict) else None
         self.letters = ev.get("kind") in PATH_KINDS
 
-    def add(self, ev: Dict[str, Any], counts: Dict[str, int]) -> None:
+    def add(self, ev: Dict[str, Any], counts: Dict[str, int], origins: Dict[str, int], foreign: bool) -> None:
         hosts = self.hosts
         for h, c in counts.items():
             hosts[h] = hosts.get(h, 0) + c
+        for h, c in origins.items():
+            self.origins[h] = self.origins.get(h, 0) + c
+        self.foreign = self.foreign or foreign
         ops = ev.get("operations")
         if ops:
             self.ops.update(ops)
@@ -569,6 +577,8 @@ class _Fold:
     def finish(self) -> Dict[str, Any]:
         ev = self.event
         ev["hosts"] = self.hosts
+        if self.foreign:  # some copy named an origin other than the host that reported it: keep it, as info
+            ev["origins"] = self.origins
         ev["count"] = sum(self.hosts.values())
         ev["operations"] = sorted(self.ops)
         ev["modes"] = sorted(self.modes)
@@ -583,31 +593,72 @@ class _Fold:
         return ev
 
 
+def _claimed_origins(ev: Mapping, count: int) -> Dict[str, int]:
+    """{origin: count} an event says it comes from: its ``origins`` (already merged), else its ``hosts``,
+    else its own ``host`` (``node=`` of remote-aggregated logs). Empty when it names none.
+
+    Written by the reporting host, so information only: never counted for consensus when the host that
+    reported the event is known (merge_events).
+    """
+    for key in ("origins", "hosts"):
+        value = ev.get(key)
+        if isinstance(value, Mapping) and value:
+            out = {}  # type: Dict[str, int]
+            for name, num in value.items():
+                try:
+                    out[str(name)] = int(num)
+                except (TypeError, ValueError):  # a crafted count must not fail the whole fleet's merge
+                    out[str(name)] = 1
+            return out
+        if isinstance(value, list) and value:
+            return dict((str(name), 1) for name in value)
+    if ev.get("host"):
+        return {str(ev.get("host")): count}
+    return {}
+
+
 def merge_events(data: Any, var: Optional[str] = None) -> List[Dict[str, Any]]:
     """Fold the events of many hosts into one list, each event with ``hosts: {host: count}``.
 
     ``data`` is a list of per-host event lists (or reader/module results with ``events``), a flat event
     list, or a mapping ``{host: events | result | hostvars}``; with ``var`` (dotted, e.g.
     ``denials.events``) each host's value is looked up in it, and hosts without it are skipped.
-    The host of an event is its own ``host`` field (``node=`` of remote-aggregated logs) when set,
-    else the mapping key. Merged events keep the first event's non-identity fields; counts add up,
-    times are min/max, lists are unioned (pids/comms capped at 16), ``id`` is recomputed fleet-wide.
-    Already merged events (with ``hosts``) merge again correctly. Output order is deterministic.
+
+    Who counts as a host (consensus, ``to_rules(min_hosts=k)``): with a mapping, the mapping key - the
+    inventory host whose result the event came from - and only it. An event's own ``host`` / ``hosts``
+    (``node=`` of remote-aggregated logs, or a crafted field) is written by that host, so a compromised
+    host could claim to be k hosts; it is kept as information in ``origins: {origin: count}`` (only when
+    some origin differs from the reporting host) and never counted. Without a mapping (a list) no
+    reporter is known and the events' own ``hosts`` / ``host`` are used: that form is for lists the
+    controller built itself (e.g. merge_events output merged again), not for raw host output.
+
+    Merged events keep the first event's non-identity fields; counts add up, times are min/max, lists
+    are unioned (pids/comms capped at 16), ``id`` is recomputed fleet-wide. Already merged events (with
+    ``hosts``) merge again correctly. Output order is deterministic.
     """
     merged = {}  # type: Dict[Tuple[Any, ...], _Fold]
     for host, ev in _iter_host_events(data, var):
         if not isinstance(ev, Mapping) or "kind" not in ev:
             raise ValueError("merge_events: not an event (a mapping with 'kind'): %s" % _short(ev))
         key = fleet_key(ev)
-        if isinstance(ev.get("hosts"), (dict, list)) and ev.get("hosts"):
-            counts = event_hosts(ev)
+        count = int(ev.get("count") or 1)
+        claimed = _claimed_origins(ev, count)
+        if host is not None:  # the inventory host that reported it: the only identity consensus counts
+            counts = {host: count}
+            origins = claimed or {host: count}
+            foreign = any(o != host for o in origins)
         else:
-            counts = {str(ev.get("host") or host or UNKNOWN_HOST): int(ev.get("count") or 1)}
+            if isinstance(ev.get("hosts"), (Mapping, list)) and ev.get("hosts"):
+                counts = event_hosts(ev)
+            else:
+                counts = {str(ev.get("host") or UNKNOWN_HOST): count}
+            foreign = isinstance(ev.get("origins"), (Mapping, list)) and bool(ev.get("origins"))
+            origins = claimed if foreign else dict(counts)
         fold = merged.get(key)
         if fold is None:
-            merged[key] = _Fold(ev, counts, events_model.event_id(key))
+            merged[key] = _Fold(ev, counts, origins, foreign, events_model.event_id(key))
         else:
-            fold.add(ev, counts)
+            fold.add(ev, counts, origins, foreign)
     out = [fold.finish() for fold in merged.values()]
     out.sort(key=lambda e: (str(e.get("kind")), str(e.get("profile")), str(e.get("path")), e["id"]))
     return out

@@ -280,9 +280,12 @@ def test_merge_events_hostvars_shape_and_var_lookup():
     assert direct[0]["hosts"] == {"a": 1, "b": 1}
 
 
-def test_merge_events_keeps_node_host_of_remote_aggregated_logs():
+def test_merge_events_keeps_node_host_of_remote_aggregated_logs_as_information_only():
+    # node= is written by whoever writes the log: consensus counts the inventory host that reported
+    # the events (the log server, once), the node names are kept in origins (docs/answers.md, Consensus)
     merged = A.merge_events({"logserver": [host_event("web7"), host_event("web8")]})
-    assert merged[0]["hosts"] == {"web7": 1, "web8": 1}
+    assert merged[0]["hosts"] == {"logserver": 2} and merged[0]["count"] == 2
+    assert merged[0]["origins"] == {"web7": 1, "web8": 1}
 
 
 def test_merge_is_associative_over_already_merged_events():
