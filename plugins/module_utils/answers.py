@@ -985,7 +985,7 @@ class _Builder:
         allow = [i for i in self.items.values() if not i["rule"].deny]
         deny = [i for i in self.items.values() if i["rule"].deny]
         for items, target in ((allow, "rules"), (deny, "deny")):
-            kept = _drop_covered(items)
+            kept = _fold_same_text(_drop_covered(items), self.abi)
             out = []
             for item in kept:
                 data = item["rule"].to_dict()
@@ -1028,6 +1028,45 @@ def _drop_covered(items: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
                     break
         kept.extend(alive)
     return kept
+
+
+def _fold_same_text(items: List[Dict[str, Any]], abi: str) -> List[Dict[str, Any]]:
+    """Fold items whose rule renders to the same text for ``abi`` into one (events, hosts, answers merged).
+
+    Different rules can be written identically: at ABI 3.0 a network rule has no access list and no
+    addresses, so ``network (send) inet stream`` and ``network (receive) inet stream`` both become
+    ``network inet stream,``; writing one line per logged access would repeat it. When the folded rules
+    differ, the kept structured rule is the rendered text read back (so its fields say what is written,
+    not what one of the events needed), unless that text does not read back to itself.
+    """
+    groups = {}  # type: Dict[str, Dict[str, Any]]
+    order = []  # type: List[Dict[str, Any]]
+    for item in items:
+        text = item["rule"].render(abi)
+        first = groups.get(text)
+        if first is None:
+            groups[text] = item
+            order.append(item)
+            continue
+        first["events"].update(item["events"])
+        first["hosts"].update(item["hosts"])
+        for ref in item["answers"]:
+            if ref not in first["answers"]:
+                first["answers"].append(ref)
+        if item["rule"] != first["rule"]:
+            first["rule"] = _rule_of_text(text, abi, first["rule"])
+    return order
+
+
+def _rule_of_text(text: str, abi: str, fallback: Any) -> Any:
+    """The rule ``text`` reads back as, when it renders to ``text`` again for ``abi``; else ``fallback``."""
+    try:
+        rule = rules_registry.parse_rule(text)
+        if rule.render(abi) == text:
+            return rule
+    except Exception:  # a kind that does not read back: keep the rule that produced the text
+        pass
+    return fallback
 
 
 def _literal_file_rule(rule: Any) -> bool:

@@ -259,6 +259,41 @@ def test_rules_an_abi_cannot_express_are_listed_as_unsupported():
     assert "ABI 3.0" in r3["profiles"][P]["unsupported"][0]["reason"]
 
 
+def nev(i, access, sock_type="stream", host_name="web1", **kw):
+    e = {"kind": "network", "profile": P, "host": host_name, "family": "inet", "sock_type": sock_type,
+         "mask": {"requested": access, "denied": access}, "count": 1, "id": "net-%d" % i}
+    e.update(kw)
+    return e
+
+
+def test_rules_written_identically_for_the_abi_fold_into_one():
+    # ABI 3.0 network rules name only domain and type (apparmor.d(5)): six stream accesses and three dgram
+    # accesses with local addresses need two lines, not nine; every event, host and answer stays listed.
+    stream = [nev(i, a, host_name="web%d" % (i % 2 + 1))
+              for i, a in enumerate(("create", "connect", "send", "receive", "getattr", "setopt"))]
+    dgram = [nev(10 + i, a, "dgram", laddr="10.0.0.%d" % i, lport=53) for i, a in enumerate(("create", "send",
+                                                                                            "receive"))]
+    answers = [allow({"kind": "network", "sock_type": "dgram"}), allow({"kind": "network"})]
+    r = compiled(to_rules(stream + dgram, answers, abi="3.0"))
+    rules = {d["text"]: d for d in r["profiles"][P]["rules"]}
+    assert sorted(rules) == ["network inet dgram,", "network inet stream,"]
+    assert rules["network inet stream,"]["events"] == ["net-%d" % i for i in range(6)]
+    assert rules["network inet stream,"]["hosts"] == ["web1", "web2"]
+    assert rules["network inet stream,"]["answers"] == [1]
+    assert rules["network inet dgram,"]["events"] == ["net-10", "net-11", "net-12"]
+    assert rules["network inet dgram,"]["answers"] == [0]
+    # the structured fields describe the line written, not one of the accesses folded into it
+    assert rules["network inet dgram,"]["access"] is None and rules["network inet dgram,"]["ip"] is None
+    assert r["stats"]["allowed"] == 9
+    # ABI 4.0 writes each access (and address) apart: nothing is folded there
+    r4 = to_rules(stream + dgram, answers, abi="4.0")
+    assert len(texts(r4)) == 9 and len(set(texts(r4))) == 9
+    # answers of different events folded into one line are all listed, in order of first use
+    both = to_rules([nev(0, "send"), nev(1, "receive")],
+                    [allow({"kind": "network", "mask": "receive"}), allow({"kind": "network"})], abi="3.0")
+    assert [(d["text"], d["answers"]) for d in both["profiles"][P]["rules"]] == [("network inet stream,", [1, 0])]
+
+
 @pytest.mark.parametrize("kw, fragment", [
     ({"default": "deny"}, "default"), ({"min_hosts": 0}, "min_hosts"), ({"min_hosts": True}, "min_hosts"),
     ({"abi": "2.7"}, "abi"), ({"abi": "x"}, "ABI"),
