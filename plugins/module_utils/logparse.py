@@ -15,9 +15,11 @@ Why it is built the way it is (speed is a requirement: 10x aa-logprof's reader):
 * Data is buffered into large blocks. One compiled regex (``_FAST``) runs over a whole block
   with ``findall`` and picks out the dominant record shape, ``audit(E.MS:SERIAL): apparmor="X"
   ... pid=N ...``, splitting it into the varying parts (stamp, pid) and the stable rest.
-* Records are folded per *distinct stable rest* with C-level builtins (``Counter``, ``dict(zip())``),
-  so Python code runs once per distinct record body per block, not once per line; each distinct
-  body is parsed once (``_template``) and cached.
+* Records are folded per *distinct stable rest* with C-level builtins (``Counter.update`` into the
+  running totals, ``dict(zip())`` for the last record of each body), so Python code runs once per
+  distinct record body per block, not once per line; each distinct body is parsed once
+  (``_template``) and cached. Scan and fold still cost about 2-3 µs of CPU per record in CPython
+  (docs/benchmarks.md has the breakdown and what did not help).
 * Every other shape (USER_AVC, journald, syslog dbus lines, old types, ``node=``) goes through the
   general per-line path, which only runs when such lines exist in a block (counted with
   ``bytes.count``). Both paths build events with the same parser, so they agree by construction;

@@ -146,14 +146,24 @@ every one) and drops network records whose operation is not in its list (`send`,
 peer's figure, so both read the same records, and ours also keeps the unix and send/receive records.
 
 **Speed.** Target 10x. This run: {speedups}. The machine is shared (2 CPUs, several engineers and a qemu
-lab): compare the columns of one run, not runs of different times. Where the time goes: about
-half is the block scan - Python's regex engine stepping through every `audit(` of the file (a million
-attempts, two thirds on SYSCALL/PROCTITLE lines it rejects) plus the `count`/`find` passes that prove a block
-holds only the dominant shape; about 30% is folding records per distinct body with `Counter` and
-`dict(zip())` (C code, no Python per record); parsing distinct bodies and building events is 15% or less.
-The scan alone costs more than a tenth of the peer's time, so 10x needs a scanner outside the Python
-standard library (managed hosts have nothing else) or parallel processes; `grep -c` shows the floor of a
-plain byte scan. Memory is flat: 8 MiB blocks, one cached template per distinct record body.
+lab): wall times swing with the load, so compare the columns of one run and prefer the CPU figures.
+
+**Where the time goes** ({where}). *scan* is one `findall` of the block regex per 8 MiB block plus the
+`count`/`find` passes that prove a block holds only the dominant shape (`count(b"\\n")` for the line
+statistic and `count(b"apparmor=")` alone are about 0.07 s and 0.09 s per 225 MB). The regex is anchored on the
+literal `audit(` and so also starts on every SYSCALL/PROCTITLE line; its body group ends with a literal
+space so sre's repeat jumps between spaces when it backs off to ` pid=` (with the group boundary right
+after `[^\\n]*` the `findall` was 1.7x slower). *fold* is the per-record C work: a 5-tuple of bytes from
+`findall`, a (body, rest) key tuple, `Counter.update` into the running totals and `dict(zip())` for the
+last record of each body; Python runs once per distinct body per block. Per AppArmor record: {perrec}.
+Compare scan + fold with a tenth of the peer's figure: that tenth is all 10x leaves for the whole reader.
+Tried and not kept: an `apparmor=`-anchored scan without the stamp (fast, but then
+first/last-seen need a second pass that costs more than it saves); `re.sub` of the pid out of the block so
+one-group `findall` gives foldable bytes (the `sub` alone costs 0.31 s per 225 MB and loses the pid sample);
+`bytes.find` per old-format marker instead of the regex's second branch (3 finds cost 0.23 s, the branch
+0.05 s); a single bytes key (`head + tail`, copying and hashing cost as much as the tuple). Not done:
+spreading blocks over CPU cores with `os.fork` (would cut wall time on hosts with idle cores, not CPU).
+Memory is flat: 8 MiB blocks, one cached template per distinct record body.
 """
 
 
@@ -169,7 +179,7 @@ def main():
         return
     py = sys.executable
     logs = [("audit", args.lines), ("syslog", args.lines), ("audit", args.lines // 5)]
-    rows, details, timing, speedups = [], [], [], []
+    rows, details, timing, speedups, where, perrec = [], [], [], [], [], []
     for fmt, lines in logs:
         path = ensure_log(args.workdir, lines, fmt)
         ours_runs = [run([py, os.path.abspath(__file__), "--child", path]) for _ in range(args.repeat)]
@@ -190,6 +200,13 @@ def main():
                         peer_w / ours_w, ours_pc, peer_pc, grep_w, ours_rss // 1024, peer_rss // 1024,
                         ours["events"], ours["peer_view"], peer["events"]))
         t = ours["timing"]
+        perrec.append("%s %s: our scan + fold %.2f µs, our whole process %.2f µs, the peer's process %.2f µs" % (
+            fmt, format(lines, ","), 1e6 * (t["scan"] + t["fold"]) / ours["records"], 1e6 * ours_pc / ours["records"],
+            1e6 * peer_pc / ours["records"]))
+        where.append("%s %s: scan %d%%, fold %d%%, parse %d%%, events %d%%, rest (reading, setup) %d%% of %.2f s" % (
+            (fmt, format(lines, ",")) + tuple(100.0 * t[k] / ours["cpu"] for k in ("scan", "fold", "parse", "events"))
+            + (100.0 * (ours["cpu"] - sum(t[k] for k in ("scan", "fold", "parse", "events", "mixed"))) / ours["cpu"],
+               ours["cpu"])))
         timing.append("| %s %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |" % (
             fmt, format(lines, ","), t["scan"], t["fold"], t["parse"], t["events"], t["mixed"], ours["cpu"]))
         details.append("| %s %s | %s | %s | %s | %d | %d (%.2f%%) | %s |" % (
@@ -225,7 +242,8 @@ def main():
     print("| log | scan | fold | parse | events | mixed | total CPU |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(timing))
-    print(NOTES.replace("{speedups}", "; ".join(speedups)))
+    print(NOTES.replace("{speedups}", "; ".join(speedups)).replace("{where}", "; ".join(where))
+          .replace("{perrec}", "; ".join(perrec)))
 
 
 if __name__ == "__main__":
