@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export ANSIBLE_COLLECTIONS_PATH="${ANSIBLE_COLLECTIONS_PATH:-$PWD/build/collections}"
 VENV_BIN="$PWD/.venv/bin"
+export PATH="$VENV_BIN:$PATH"
 
 echo "== yamllint"
 "$VENV_BIN/yamllint" -s .

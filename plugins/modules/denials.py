@@ -95,7 +95,7 @@ options:
   raw_samples:
     description:
       - Return one raw log line with each event, and excerpts of the lines that could not be read in
-        RV(stats.samples). Off by default - raw lines can hold user data (file names, command lines, user
+        C(stats.samples). Off by default - raw lines can hold user data (file names, command lines, user
         names); without it only the parsed event fields and counts leave the host.
     type: bool
     default: false

@@ -127,7 +127,8 @@ EXAMPLES = r"""
 - name: Remove a rule again
   armada.apparmor.rules:
     profile: armada-demo
-    rules: [/etc/armada-demo/** r,]
+    rules:
+      - /etc/armada-demo/** r,
     state: absent
   become: true
 """
