@@ -810,8 +810,8 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
 
     Returns ``{"abi", "profiles": {name: entry}, "conflicts", "errors", "stats"}`` where an entry is
     ``{"rules", "deny", "ignored", "pending", "unsupported", "hosts", "children": {name: entry}}``.
-    ``rules``/``deny`` items are the structured rule (``Rule.to_dict()``) plus ``text`` rendered for
-    ``abi``, the ``events`` (ids) and ``hosts`` behind it and the ``answers`` (indexes, or
+    ``rules``/``deny`` items are the structured rule (``Rule.to_dict(abi)``, its ``text`` rendered for
+    ``abi``), the ``events`` (ids) and ``hosts`` behind it and the ``answers`` (indexes, or
     ``"default"``) that decided it. Raises AnswersError for invalid answers and ValueError for bad
     options, before anything is computed.
     """
@@ -988,8 +988,9 @@ class _Builder:
             kept = _fold_same_text(_drop_covered(items), self.abi)
             out = []
             for item in kept:
-                data = item["rule"].to_dict()
-                data["text"] = item["rule"].render(self.abi)
+                data = item["rule"].to_dict(self.abi)
+                if "text" not in data:  # add() checked it renders; if not, fail with the renderer's reason
+                    data["text"] = item["rule"].render(self.abi)
                 data["events"] = sorted(e for e in item["events"] if e is not None)
                 data["hosts"] = sorted(item["hosts"])
                 data["answers"] = item["answers"]

@@ -282,14 +282,21 @@ class Rule:
         """Bucket key for indexing / dedupe: rules in different buckets never cover each other."""
         return (self.kind,)
 
-    def to_dict(self) -> Dict[str, Any]:
-        """Structured JSON-able form (modules/filters return it); includes the 3.0 rendering."""
+    def to_dict(self, abi: str = DEFAULT_ABI) -> Dict[str, Any]:
+        """Structured JSON-able form (modules/filters return it) with ``text`` rendered for ``abi``.
+
+        The text must be the one written for the ABI asked for: at 3.0 a network rule with accesses
+        or addresses is written widened (``network inet stream,``), at 4.0 with them. ``text`` is left
+        out when that ABI cannot express the rule (``userns`` at 3.0); an unknown ``abi`` raises
+        RuleParseError rather than silently giving no text.
+        """
+        abi_tuple(abi)
         data = {"kind": self.kind, "audit": self.audit, "deny": self.deny}  # type: Dict[str, Any]
         data.update(self._fields())
         if self.comment:
             data["comment"] = self.comment
         try:
-            data["text"] = self.render(DEFAULT_ABI)
+            data["text"] = self.render(abi)
         except (NotImplementedError, RuleParseError):
             pass
         return data
