@@ -6,6 +6,8 @@ checkout; tests import the engine through that path exactly as Ansible does on a
 import os
 import sys
 
+from armada_corpus import corpus_dir  # noqa: F401  (re-exported for tests that import it from here)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLL_ROOT = os.path.join(ROOT, "build", "collections")
 LINK = os.path.join(COLL_ROOT, "ansible_collections", "armada", "apparmor")
@@ -16,10 +18,3 @@ if COLL_ROOT not in sys.path:
     sys.path.insert(0, COLL_ROOT)
 os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", COLL_ROOT)
 
-
-def corpus_dir():
-    """The libapparmor test_multi corpus: $ARMADA_CORPUS, else ../shared/corpus/test_multi."""
-    path = os.environ.get("ARMADA_CORPUS") or os.path.join(os.path.dirname(ROOT), "shared", "corpus", "test_multi")
-    if not os.path.isdir(path):
-        raise RuntimeError("corpus not found at %s: set ARMADA_CORPUS to a folder laid out like test_multi" % path)
-    return path

@@ -10,9 +10,9 @@ import glob
 import os
 
 import pytest
+from armada_corpus import corpus_dir
 
 from ansible_collections.armada.apparmor.plugins.module_utils import logparse
-from tests.conftest import corpus_dir
 
 #: IP protocol numbers as libapparmor prints them (getprotobynumber names)
 PROTOCOLS = {0: "ip", 1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 41: "ipv6", 47: "gre", 50: "esp", 51: "ah",

@@ -17,11 +17,11 @@ import re
 import tempfile
 
 import pytest
+from armada_corpus import ROOT, corpus_dir
 
 from ansible_collections.armada.apparmor.plugins.module_utils import host
 from ansible_collections.armada.apparmor.plugins.module_utils.answers import to_rules
 from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
-from tests.conftest import ROOT, corpus_dir
 
 ALLOW_ALL_IX = [{"profile": "**", "match": {}, "answer": "allow", "exec_mode": "ix"}]
 CORPUS_ABI = "5.0"  # the corpus profiles use ABI 5.0 forms (network (send) ..., mqueue, io_uring, userns)

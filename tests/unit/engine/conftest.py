@@ -1,19 +1,6 @@
 """Engine-test hooks: print how many hostile cases each fuzz kind tried (tests/unit/engine/fuzz_support.py).
-
-Engine tests do ``from conftest import corpus_dir`` (tests/conftest.py); with this file present that name
-resolves here, so corpus_dir is re-exported unchanged.
 """
-import importlib.util
-import os
-
 from fuzz_support import EXAMPLES, REPORT
-
-_top = importlib.util.spec_from_file_location(
-    "armada_tests_top_conftest", os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__)))), "conftest.py"))
-_mod = importlib.util.module_from_spec(_top)
-_top.loader.exec_module(_mod)
-corpus_dir = _mod.corpus_dir
 
 
 def pytest_terminal_summary(terminalreporter):

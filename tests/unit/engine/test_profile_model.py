@@ -19,7 +19,7 @@ MAN = os.path.join(APPARMOR_D, "usr.bin.man")
 
 
 def _corpus():
-    from conftest import corpus_dir
+    from armada_corpus import corpus_dir
 
     return corpus_dir()
 

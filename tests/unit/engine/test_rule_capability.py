@@ -76,7 +76,7 @@ def test_event_from_number_or_name():
 
 
 def test_corpus_capability_events():
-    from conftest import corpus_dir
+    from armada_corpus import corpus_dir
 
     compared = 0
     for path in sorted(glob.glob(os.path.join(corpus_dir(), "*.in"))):

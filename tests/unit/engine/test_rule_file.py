@@ -141,7 +141,7 @@ def test_link_covers():
 
 # ---- events ------------------------------------------------------------------------------------
 def _corpus() -> str:
-    from conftest import corpus_dir
+    from armada_corpus import corpus_dir
 
     return corpus_dir()
 
