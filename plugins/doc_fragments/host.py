@@ -55,3 +55,19 @@ options:
     type: int
     default: 180
 """
+
+    LOCK = r"""
+options:
+  lock_timeout:
+    description:
+      - Outside check mode, the task holds the host-wide armada.apparmor lock from reading the files it changes
+        to the last write, reload, backup or restore, so two runs on one host never interleave (lost rules, a
+        reload of a half-edited profile). When another run holds the lock, wait this many seconds, then fail with
+        a message naming that run (pid, start time, what it does); nothing is changed.
+    type: float
+    default: 10
+  lock_file:
+    description:
+      - The host-wide lock file (shared by every armada.apparmor module). Default - C(/run/armada-apparmor.lock).
+    type: path
+"""

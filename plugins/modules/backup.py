@@ -24,6 +24,7 @@ author:
   - armada.apparmor developers (@armada)
 extends_documentation_fragment:
   - armada.apparmor.host
+  - armada.apparmor.host.LOCK
 options:
   state:
     description:
@@ -169,11 +170,13 @@ snapshots:
   elements: dict
 """
 
+import contextlib  # noqa: E402
 import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.armada.apparmor.plugins.module_utils import backup, host  # noqa: E402
+from ansible_collections.armada.apparmor.plugins.module_utils import lock as lock_mod  # noqa: E402
 
 DIFF_LIMIT = 256 * 1024
 
@@ -203,6 +206,8 @@ def main():
             securityfs=dict(type="path", default=host.SECURITYFS),
             parser=dict(type="path"),
             features_file=dict(type="path"),
+            lock_timeout=dict(type="float", default=10.0),
+            lock_file=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -211,37 +216,55 @@ def main():
     try:
         if p["state"] == "list":
             module.exit_json(changed=False, snapshots=backup.list_snapshots(p["backup_dir"]))
-        if p["state"] == "present":
-            if module.check_mode:
-                module.exit_json(changed=True, id=None, snapshot_id=None, msg="a snapshot would be taken")
-            kernel = host.kernel_state(p["securityfs"])
-            loaded = host.loaded_profiles(p["securityfs"]) if kernel["enabled"] else {}
-            snap = backup.snapshot(ad, p["backup_dir"], reason=p["reason"], profiles=p["profiles"], loaded=loaded,
-                                   keep=p["keep"], max_age_days=p["max_age_days"])
-            module.exit_json(changed=True, id=snap["id"], snapshot_id=snap["id"], archive=snap["archive"],
-                             files=len(snap["files"]), pruned=snap["pruned"], scope=snap["scope"],
-                             kernel=kernel)
-        diffs = []
-        if module._diff:
-            planned = backup.restore(p["backup_dir"], p["id"], ad, check_mode=True, securityfs=p["securityfs"])
-            snap = backup.read_snapshot(p["backup_dir"], planned["id"])
-            for rel in planned["plan"]["write"] + planned["plan"]["remove"]:
-                full = os.path.join(ad, rel)
-                before = None
-                if os.path.isfile(full) and not os.path.islink(full):
-                    with open(full, "rb") as handle:
-                        before = handle.read()
-                diffs.append({"before_header": full, "after_header": full, "before": _text(before),
-                              "after": _text(snap["data"].get(rel))})
-        res = backup.restore(p["backup_dir"], p["id"], ad, parser=p["parser"], features_file=p["features_file"],
-                             check_mode=module.check_mode, validate=p["validate"], reload=p["reload"],
-                             securityfs=p["securityfs"])
-        out = dict(res, snapshot_id=res["id"])
-        if diffs:
-            out["diff"] = diffs
-        module.exit_json(**out)
+        if p["state"] == "present" and module.check_mode:
+            module.exit_json(changed=True, id=None, snapshot_id=None, msg="a snapshot would be taken")
+        # the host-wide lock: a snapshot taken while another run rewrites profiles would archive a mix, a restore
+        # would interleave with its writes and reloads; check mode never writes, so it does not wait
+        if module.check_mode:
+            held = contextlib.nullcontext()
+        elif p["state"] == "present":
+            held = lock_mod.host_lock("backup: snapshot %s" % ad, timeout=p["lock_timeout"], path=p["lock_file"])
+        else:
+            held = lock_mod.host_lock("backup: restore %s into %s" % (p["id"], ad), timeout=p["lock_timeout"],
+                                      path=p["lock_file"])
+        with held:
+            _present_or_restored(module, ad)
+    except (lock_mod.LockBusy, lock_mod.LockError) as exc:
+        module.fail_json(msg=str(exc), changed=False)
     except (backup.BackupError, host.HostError, OSError) as exc:
         module.fail_json(msg=str(exc))
+
+
+def _present_or_restored(module, ad):
+    """Take a snapshot or restore one (outside check mode: under the host lock)."""
+    p = module.params
+    if p["state"] == "present":
+        kernel = host.kernel_state(p["securityfs"])
+        loaded = host.loaded_profiles(p["securityfs"]) if kernel["enabled"] else {}
+        snap = backup.snapshot(ad, p["backup_dir"], reason=p["reason"], profiles=p["profiles"], loaded=loaded,
+                               keep=p["keep"], max_age_days=p["max_age_days"])
+        module.exit_json(changed=True, id=snap["id"], snapshot_id=snap["id"], archive=snap["archive"],
+                         files=len(snap["files"]), pruned=snap["pruned"], scope=snap["scope"],
+                         kernel=kernel)
+    diffs = []
+    if module._diff:
+        planned = backup.restore(p["backup_dir"], p["id"], ad, check_mode=True, securityfs=p["securityfs"])
+        snap = backup.read_snapshot(p["backup_dir"], planned["id"])
+        for rel in planned["plan"]["write"] + planned["plan"]["remove"]:
+            full = os.path.join(ad, rel)
+            before = None
+            if os.path.isfile(full) and not os.path.islink(full):
+                with open(full, "rb") as handle:
+                    before = handle.read()
+            diffs.append({"before_header": full, "after_header": full, "before": _text(before),
+                          "after": _text(snap["data"].get(rel))})
+    res = backup.restore(p["backup_dir"], p["id"], ad, parser=p["parser"], features_file=p["features_file"],
+                         check_mode=module.check_mode, validate=p["validate"], reload=p["reload"],
+                         securityfs=p["securityfs"])
+    out = dict(res, snapshot_id=res["id"])
+    if diffs:
+        out["diff"] = diffs
+    module.exit_json(**out)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ author:
 extends_documentation_fragment:
   - armada.apparmor.host
   - armada.apparmor.host.BACKUP
+  - armada.apparmor.host.LOCK
 options:
   name:
     description:
@@ -157,11 +158,13 @@ parser_message:
   type: str
 """
 
+import contextlib  # noqa: E402
 import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.armada.apparmor.plugins.module_utils import backup, fileops, host, hostops  # noqa: E402
+from ansible_collections.armada.apparmor.plugins.module_utils import lock as lock_mod  # noqa: E402
 
 
 def _mode_of(text, name, disabled, forced):
@@ -224,6 +227,12 @@ class Runner:
             self.fail("%s would never be loaded by AppArmor (hidden, README or a backup suffix)" % rel)
         return rel
 
+    def host_lock(self, what):
+        """The host-wide lock (lock.py) for a changing run; none in check mode, which never writes."""
+        if self.m.check_mode:
+            return contextlib.nullcontext()
+        return lock_mod.host_lock(what, timeout=self.p["lock_timeout"], path=self.p["lock_file"])
+
     def run(self):
         p = self.p
         try:
@@ -238,12 +247,18 @@ class Runner:
             self.result["file"] = self.full
             self.disable_link = os.path.join(self.ad, "disable", rel)
             self.fc_link = os.path.join(self.ad, "force-complain", rel)
-            old = fileops.read_bytes(self.full)
-            self.old_text = None if old is None else old.decode("utf-8", "surrogateescape")
-            if p["state"] == "absent":
-                self.absent()
-            else:
-                self.present()
+            # held from reading the file to the last write/reload/backup: a plan made on a file another run
+            # is rewriting would undo that run's change
+            what = "profile: %s %s" % ("remove" if p["state"] == "absent" else "write", self.full)
+            with self.host_lock(what):
+                old = fileops.read_bytes(self.full)
+                self.old_text = None if old is None else old.decode("utf-8", "surrogateescape")
+                if p["state"] == "absent":
+                    self.absent()
+                else:
+                    self.present()
+        except (lock_mod.LockBusy, lock_mod.LockError) as exc:
+            self.fail(str(exc))
         except (host.HostError, fileops.FileOpError, backup.BackupError, OSError, ValueError) as exc:
             self.fail(str(exc))
         self.m.exit_json(**self.result)
@@ -457,6 +472,8 @@ def main():
             backup_dir=dict(type="path", default=backup.BACKUP_DIR),
             backup_keep=dict(type="int", default=backup.DEFAULT_KEEP),
             backup_max_age_days=dict(type="int", default=backup.DEFAULT_MAX_AGE_DAYS),
+            lock_timeout=dict(type="float", default=10.0),
+            lock_file=dict(type="path"),
         ),
         required_one_of=[["name", "path"]],
         mutually_exclusive=[["content", "src"]],

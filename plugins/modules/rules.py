@@ -26,6 +26,7 @@ author:
 extends_documentation_fragment:
   - armada.apparmor.host
   - armada.apparmor.host.BACKUP
+  - armada.apparmor.host.LOCK
 options:
   profile:
     description:
@@ -181,11 +182,13 @@ parser_message:
   type: str
 """
 
+import contextlib  # noqa: E402
 import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.armada.apparmor.plugins.module_utils import backup, fileops, host, hostops  # noqa: E402
+from ansible_collections.armada.apparmor.plugins.module_utils import lock as lock_mod  # noqa: E402
 
 
 def _norm(text):
@@ -224,10 +227,25 @@ class Runner:
 
     def run(self):
         try:
-            self._run()
+            # the host lock, once taken in _run, is released when this block ends (or the module exits)
+            with contextlib.ExitStack() as self.held:
+                self._run()
         except (host.HostError, fileops.FileOpError, backup.BackupError, OSError, ValueError) as exc:
             self.fail(str(exc))
         self.m.exit_json(**self.result)
+
+    def take_host_lock(self, full):
+        """Take the host-wide lock (lock.py) for the rest of the run; not in check mode, which never writes.
+
+        Held from reading the files to the last write/reload/backup: rules planned on a file another run
+        is rewriting would drop that run's rules when written back."""
+        if self.m.check_mode:
+            return
+        try:
+            self.held.enter_context(lock_mod.host_lock("rules: write %s" % full, timeout=self.p["lock_timeout"],
+                                                       path=self.p["lock_file"]))
+        except (lock_mod.LockBusy, lock_mod.LockError) as exc:
+            self.fail(str(exc))
 
     def _groups(self):
         """[(profile full name, [rule texts])] for the top-level profile and its children."""
@@ -265,6 +283,7 @@ class Runner:
         full = os.path.join(self.ad, rel)
         local_rel = os.path.join("local", rel)
         local_full = os.path.join(self.ad, local_rel)
+        self.take_host_lock(full)
         old_prof = fileops.read_bytes(full)
         if old_prof is None:
             self.fail("profile file %s does not exist" % full)
@@ -442,6 +461,8 @@ def main():
             backup_dir=dict(type="path", default=backup.BACKUP_DIR),
             backup_keep=dict(type="int", default=backup.DEFAULT_KEEP),
             backup_max_age_days=dict(type="int", default=backup.DEFAULT_MAX_AGE_DAYS),
+            lock_timeout=dict(type="float", default=10.0),
+            lock_file=dict(type="path"),
         ),
         supports_check_mode=True,
     )
