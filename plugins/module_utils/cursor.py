@@ -29,7 +29,7 @@ DEFAULT_CURSOR_DIR = "/var/lib/armada-apparmor/cursors"
 #: Format version of the cursor file and of tokens; bumped on incompatible changes.
 VERSION = 1
 #: A cursor name is a file name: no path separators, no leading dot, bounded length.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}\Z")
 TOKEN_PREFIX = "aac1."
 
 

@@ -78,8 +78,8 @@ _VOLATILE = re.compile(rb" (?:lport|fport|src|dest|laddr|faddr|saddr|daddr)=[^ \
 _NODE = re.compile(rb"(?:^|(?<=\s))node=(\S+) (?=type=)")
 _PIDTOK = re.compile(rb"(?<![\w-])pid=(\d+)")
 _KV = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)=(\"[^\"]*\"|'[^']*'|[^\s\"']*)")
-_HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+$")
-_MODE_WORD = re.compile(r"^[A-Za-z_]+$")
+_HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+\Z")
+_MODE_WORD = re.compile(r"^[A-Za-z_]+\Z")
 _BAD_CHARS = re.compile(r"[\x00-\x08\x0b-\x1c\x1e\x1f\x7f]")
 _BSD_TIME = re.compile(
     rb"^([A-Z][a-z]{2}) +(\d{1,2}) (\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?(?=\s)")

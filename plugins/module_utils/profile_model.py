@@ -376,7 +376,7 @@ class ProfileFile:
             raise ProfileError("profile %r not found" % (profile,))
         if any(inc.target == target for inc in prof.includes):
             return False
-        if not re.match(r"^[A-Za-z0-9_./+-]+$", target) or ".." in target.split("/"):
+        if not re.match(r"^[A-Za-z0-9_./+-]+\Z", target) or ".." in target.split("/"):
             raise ProfileError("refusing include target %r (only plain relative names)" % (target,))
         line = "include %s<%s>" % ("if exists " if if_exists else "", target)
         self._insert_block(prof, None, [line])
@@ -441,7 +441,7 @@ def check_hat_name(name: str) -> str:
 
 
 def _header_name(name: str) -> str:
-    if re.match(r"^[A-Za-z0-9_./:+-]+$", name):
+    if re.fullmatch(r"[A-Za-z0-9_./:+-]+", name):  # fullmatch: "$" would accept a trailing newline
         return name
     return quote_path(name) if quote_path(name).startswith('"') else '"%s"' % name
 
@@ -463,7 +463,7 @@ def _body_indent(text: str, prof: Profile) -> str:
 def _with_flags(header: str, flags: Sequence[str]) -> str:
     """Header text with its flags=(...) replaced, added (before '{') or removed."""
     for flag in flags:
-        if not re.match(r"^[A-Za-z0-9_=.-]+$", flag):
+        if not re.match(r"^[A-Za-z0-9_=.-]+\Z", flag):
             raise ProfileError("invalid profile flag %r" % (flag,))
     m = _FLAGS_RE.search(header)
     new = "flags=(%s)" % ",".join(flags) if flags else ""

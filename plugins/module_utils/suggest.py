@@ -128,7 +128,7 @@ def exec_mode_suggestions(path: str) -> List[str]:
 # Abstractions that already cover an event
 # ---------------------------------------------------------------------------------------------
 
-_SAFE_INCLUDE = re.compile(r"^[A-Za-z0-9_.+/-]+$")
+_SAFE_INCLUDE = re.compile(r"^[A-Za-z0-9_.+/-]+\Z")
 _SKIP_SUFFIXES = (".dpkg-new", ".dpkg-old", ".dpkg-dist", ".rpmnew", ".rpmsave", "~", ".orig", ".rej")
 
 
@@ -344,7 +344,7 @@ def pending_yaml(result: Dict[str, Any], var_name: Optional[str] = "apparmor_ans
     entries = pending_list(result, abstractions)
     lines = [HEADER.rstrip("\n")] if header else []
     if var_name:
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", var_name):
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*\Z", var_name):
             raise ValueError("var_name %r is not a valid Ansible variable name" % var_name)
         if not entries:
             lines.append("%s: []" % var_name)

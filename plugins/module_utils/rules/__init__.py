@@ -67,7 +67,7 @@ def _candidates(text: str) -> List[Type[Rule]]:
     return RULE_CLASSES
 
 
-_PERMS_HEAD = re.compile(r"^[mrwalkxpPcCuUi]+$")
+_PERMS_HEAD = re.compile(r"^[mrwalkxpPcCuUi]+\Z")
 
 
 def parse_rule(text: str) -> Rule:

@@ -20,7 +20,7 @@ CAPABILITY_NAMES = (
     "mac_override", "mac_admin", "syslog", "wake_alarm", "block_suspend", "audit_read", "perfmon", "bpf",
     "checkpoint_restore",
 )
-_NAME_RE = re.compile(r"^[a-z_]+$")
+_NAME_RE = re.compile(r"^[a-z_]+\Z")
 
 
 def capability_name(value: Any) -> Optional[str]:

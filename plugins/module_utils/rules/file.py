@@ -39,9 +39,9 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules.exec import 
     validate_exec,
 )
 
-_PERMS_RE = re.compile(r"^[mrwalkxpPcCuUi]+$")
+_PERMS_RE = re.compile(r"^[mrwalkxpPcCuUi]+\Z")
 # Exec targets that may be written bare: profile names, stacking '&', children 'a//b'.
-_BARE_TARGET_RE = re.compile(r"^&?[A-Za-z0-9_./:+~%-]+(?://&?[A-Za-z0-9_./:+~%-]+)*$")
+_BARE_TARGET_RE = re.compile(r"^&?[A-Za-z0-9_./:+~%-]+(?://&?[A-Za-z0-9_./:+~%-]+)*\Z")
 # Kernel file mask letters -> rule permission. 'c' (create), 'd' (delete) need w; 'x' comes from
 # exec events only (a file event's x cannot say which transition to use), 't'/'o' are not perms.
 _MASK_TO_PERM = {"r": "r", "w": "w", "a": "a", "c": "w", "d": "w", "l": "l", "k": "k", "m": "m"}

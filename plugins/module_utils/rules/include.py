@@ -26,7 +26,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import 
 _INCLUDE_RE = re.compile(
     r'^(?:#include|include)(?P<ifexists>\s+if\s+exists)?\s+(?:<(?P<magic>[^<>\n]*)>|(?P<quoted>"(?:\\.|[^"\\])*")'
     r"|(?P<bare>[^\s\"<>]+))\s*$")
-_SAFE_TARGET = re.compile(r"^[A-Za-z0-9_.+/-]+$")
+_SAFE_TARGET = re.compile(r"^[A-Za-z0-9_.+/-]+\Z")
 _VARIABLE_RE = re.compile(r"^@\{(?P<name>[A-Za-z0-9_]+)\}\s*(?P<op>\+?=)\s*(?P<values>.*)$", re.S)
 
 
@@ -116,7 +116,7 @@ class VariableRule(Rule):
 
     def __init__(self, name: str, values: List[str], append: bool = False, comment: Optional[str] = None) -> None:
         super().__init__(comment=comment)
-        if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_]+$", name):
+        if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_]+\Z", name):
             raise RuleParseError("bad variable name %r" % (name,))
         self.name = name
         self.values = list(values)
