@@ -97,3 +97,14 @@ def lab() -> Lab:
         pytest.skip("no qemu lab running and ARMADA_LAB_INVENTORY unset: `make test` boots one "
                     "(or run `tests/lab/lab up 3` first)")
     return Lab(found)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run the journeys last. They leave the lab the way a fleet is left after a real rollout (the
+    learned workload profile enforced, rules in its ``local/`` include, host state under
+    /var/lib/armada-apparmor), which the per-feature lab tests must not inherit: their own profile for
+    the same workload includes that ``local/`` file."""
+    journeys = [it for it in items if it.nodeid.startswith("tests/integration/test_journeys.py")]
+    if journeys:
+        rest = [it for it in items if it not in journeys]
+        items[:] = rest + journeys
