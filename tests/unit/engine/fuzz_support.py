@@ -7,6 +7,7 @@ and the kernel's audit encoding.
 """
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from typing import List, Tuple
@@ -74,11 +75,16 @@ def compile_text(text: str, timeout: float = COMPILE_TIMEOUT) -> Tuple[bool, str
         with os.fdopen(fd, "wb") as fh:
             fh.write(text.encode("utf-8", "surrogateescape"))
         cmd = [PARSER, "-QK"] + (["-M", FEATURES] if FEATURES else []) + [path]
+        # apparmor_parser forks a worker per profile: kill the whole process group on a timeout, or the
+        # worker is orphaned and keeps compiling (seen: a dozen orphans eating both cores).
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         try:
-            res = subprocess.run(cmd, capture_output=True, timeout=timeout)
+            _, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
             return False, "apparmor_parser did not finish within %.0f s" % timeout
-        return res.returncode == 0, res.stderr.decode("utf-8", "replace")
+        return proc.returncode == 0, err.decode("utf-8", "replace")
     finally:
         os.unlink(path)
 
