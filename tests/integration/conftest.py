@@ -2,7 +2,9 @@
 
 The lab is booted ONCE per run, outside pytest (scripts/test.sh: `tests/lab/lab up 3`, then
 `eval "$(tests/lab/lab env)"` exports ARMADA_LAB_INVENTORY). Booting three TCG guests costs about
-half a minute and they share the machine's two cores, so no test boots or reboots guests itself.
+half a minute and they share the machine's two cores, so tests do not boot guests - except the power-cut
+test (test_kill_lab.py), which kills one guest and boots it again (`Lab.kill`, `Lab.restart`: same name,
+flavour and ssh port, so the inventory stays valid; the guest comes back fresh, in the image's state).
 
 - ARMADA_LAB_INVENTORY set (the runner booted a lab): the lab must answer, else the tests FAIL.
 - not set: a lab left up by `tests/lab/lab up N` is used when there is one; otherwise lab tests are
@@ -50,6 +52,41 @@ class Lab:
         cmd += ["sudo -n sh -c %s" % shlex.quote(command) if become else command]
         return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
                               check=False)
+
+    def run_dir(self) -> str:
+        """The lab's run directory (ARMADA_LAB_RUN): where its inventory and state.json are."""
+        here = os.path.dirname(os.path.abspath(self.inventory))
+        if os.path.isfile(os.path.join(here, "state.json")):
+            return here
+        env = os.environ.get("ARMADA_LAB_RUN", "")
+        if env and os.path.isfile(os.path.join(env, "state.json")):
+            return env
+        pytest.fail("cannot find the lab's run directory (state.json) next to %s or in ARMADA_LAB_RUN" % self.inventory)
+        return ""
+
+    def tool(self, *args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
+        """tests/lab/lab ARGS on this lab's run directory; fails the test with the tool's output on an error."""
+        env = dict(os.environ, ARMADA_LAB_RUN=self.run_dir())
+        res = subprocess.run([LAB_TOOL, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, env=env, timeout=timeout, check=False)
+        if res.returncode != 0:
+            pytest.fail("tests/lab/lab %s failed (%d):\n%s" % (" ".join(args), res.returncode, res.stdout[-3000:]))
+        return res
+
+    def kill(self, host: str) -> None:
+        """Power cut: SIGKILL the host's qemu (`tests/lab/lab kill`)."""
+        self.tool("kill", host)
+
+    def restart(self, host: str) -> None:
+        """Boot a killed host again and wait for ssh (`tests/lab/lab restart`): same port, FRESH state."""
+        self.tool("restart", host)
+
+    def alive(self, host: str) -> bool:
+        """The host's qemu runs (it may still be booting)."""
+        env = dict(os.environ, ARMADA_LAB_RUN=self.run_dir())
+        out = subprocess.run([LAB_TOOL, "status"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                             env=env, check=False).stdout
+        return any(line.split()[:1] == [host] and "DEAD" not in line for line in out.splitlines())
 
     def playbook(self, name: str, limit: List[str], extra: Optional[Dict] = None) -> Dict[str, dict]:
         """Run tests/integration/lab_playbooks/NAME on LIMIT; return what each host saved with the
@@ -103,8 +140,14 @@ def pytest_collection_modifyitems(session, config, items):
     """Run the journeys last. They leave the lab the way a fleet is left after a real rollout (the
     learned workload profile enforced, rules in its ``local/`` include, host state under
     /var/lib/armada-apparmor), which the per-feature lab tests must not inherit: their own profile for
-    the same workload includes that ``local/`` file."""
+    the same workload includes that ``local/`` file.
+
+    The power-cut test (test_kill_lab.py) runs right before the journeys: it kills a guest and boots it
+    again, so that host comes back fresh (image state). Running it after every other per-feature test
+    means none of them can meet a host replaced under its feet; the journeys start from a clean fleet
+    anyway (they remove their own state first)."""
     journeys = [it for it in items if it.nodeid.startswith("tests/integration/test_journeys.py")]
-    if journeys:
-        rest = [it for it in items if it not in journeys]
-        items[:] = rest + journeys
+    kill = [it for it in items if it.nodeid.startswith("tests/integration/test_kill_lab.py")]
+    if journeys or kill:
+        rest = [it for it in items if it not in journeys and it not in kill]
+        items[:] = rest + kill + journeys
