@@ -168,10 +168,13 @@ def test_host_killed_mid_batch_leaves_every_host_in_a_known_state(lab, tmp_path)
     victim, other = order[1], order[2]
     later = order[3:] + ["ghost"]
     work = str(tmp_path)
-    ghost_inv = os.path.join(work, "ghost.yml")
+    # a second inventory source for the first rollout: the ghost host, and the soak per host (host vars beat
+    # the role default): short for the canary, long enough for the victim's batch to be caught soaking
+    ghost_inv = os.path.join(work, "rollout.yml")
+    soak = dict({h: {"enforce_soak_seconds": SOAK} for h in order}, **{canary: {"enforce_soak_seconds": 5}})
     with open(ghost_inv, "w") as fh:
-        yaml.safe_dump({"all": {"hosts": {"ghost": {"ansible_host": "127.0.0.1",
-                                                    "ansible_port": free_closed_port()}}}}, fh)
+        yaml.safe_dump({"all": {"hosts": dict(soak, ghost={"ansible_host": "127.0.0.1",
+                                                            "ansible_port": free_closed_port()})}}, fh)
     r = Rollout(lab, work)
     deploy = {"deploy_src_dir": "", "deploy_mode": "complain", "apparmor_hosts": "lab",
               "deploy_profiles": [{"path": NAME, "content": PROFILE}]}
@@ -191,8 +194,7 @@ def test_host_killed_mid_batch_leaves_every_host_in_a_known_state(lab, tmp_path)
         timings["deploy"] = time.time() - t0
 
         # -- the rollout, and the power cut while the victim's batch soaks
-        proc, base = r.start("enforce", dict(enforce, enforce_soak_seconds=SOAK),
-                                  inventories=[lab.inventory, ghost_inv])
+        proc, base = r.start("enforce", enforce, inventories=[lab.inventory, ghost_inv])
         deadline = time.time() + 1200
         while not soaking(lab, victim):
             if proc.poll() is not None:
