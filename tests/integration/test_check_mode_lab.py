@@ -1,6 +1,6 @@
 """Check mode on every role (issue 8): `ansible-playbook --check --diff` leaves the host state identical.
 
-On lab hosts (one `auditd`, one `journald` host, else `kernlog`):
+On the first `auditd` lab host (the canary in `make test`'s lab):
 
 1. `check_mode_playbooks/setup.yml` makes a state where a real run of EVERY role would change the host
    (its header lists what per role), and the baseline snapshot the restore role goes back to.
@@ -72,7 +72,9 @@ def run_playbook(lab, name, hosts, extra, cwd, check=False):
     out = os.path.join(cwd, ".results.json")
     cmd = [ANSIBLE_PLAYBOOK, "-i", lab.inventory, "--limit", ",".join(hosts), "-e", json.dumps(extra),
            os.path.join(PLAYS, name)] + (["--check", "--diff"] if check else [])
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, "build", "collections"),
+    # PWD too: the roles resolve relative controller paths against $PWD (the shell's directory), which
+    # subprocess's cwd= alone does not change
+    env = dict(os.environ, PWD=cwd, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, "build", "collections"),
                ANSIBLE_HOST_KEY_CHECKING="false", ANSIBLE_FORKS="5", ANSIBLE_NOCOLOR="1",
                ANSIBLE_CALLBACK_PLUGINS=os.path.join(PLAYS, "callback"),
                ANSIBLE_CALLBACKS_ENABLED="check_mode_results", ARMADA_CHECK_RESULTS=out)
@@ -130,8 +132,8 @@ def cleanup_command(orig):
 
 @pytest.fixture(scope="module")
 def hosts(lab):
-    second = (lab.groups.get("journald") or lab.groups.get("kernlog") or [])[:1]
-    return [lab.first("auditd")] + second
+    # one host keeps the CI cost down (TCG); the first auditd host is also the canary in make test's lab
+    return [lab.first("auditd")]
 
 
 @pytest.fixture(scope="module")
