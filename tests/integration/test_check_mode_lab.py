@@ -159,7 +159,8 @@ def runs(lab, hosts):
             "apparmor_backup_dir": "/var/backups/armada-cm",
             "deploy_src_dir": src,
             "learn_programs": [{"path": "/usr/local/bin/armada-cm-learn", "profile": "armada-cm-learn",
-                                "exercise": "/usr/local/bin/armada-cm-learn /etc/hostname > /var/tmp/armada-cm/exercised"}],
+                                "exercise": "/usr/local/bin/armada-cm-learn /etc/hostname"
+                                            " > /var/tmp/armada-cm/exercised"}],
             "learn_cursor": "cm-learn",
             "update_programs": [], "update_profiles": ["armada-cm-update"], "update_cursor": "cm-update",
             "update_default": "allow",

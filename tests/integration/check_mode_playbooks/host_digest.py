@@ -71,7 +71,7 @@ def main():
     out["limit:printk_ratelimit"] = _read("/proc/sys/kernel/printk_ratelimit")
     try:
         st = subprocess.run(["auditctl", "-s"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            universal_newlines=True, check=False).stdout
+                            text=True, check=False).stdout
     except OSError:
         st = ""
     for line in st.splitlines():
