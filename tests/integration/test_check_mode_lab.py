@@ -115,7 +115,7 @@ def cleanup_command(orig):
                     "/etc/apparmor.d/force-complain/%s" % (p, p, p, p))
     cmds.append("rm -rf /var/lib/armada-cm /var/backups/armada-cm /var/tmp/armada-cm "
                 "/usr/local/bin/armada-cm-learn /usr/local/bin/armada-cm-update")
-    # the learn role's profile module snapshots into the default backup dir (it passes no backup_dir)
+    # state a failed run may have left in the default locations (apparmor_* point elsewhere)
     for root in ("/var/backups/armada-apparmor", "/var/lib/armada-apparmor", "/run/armada-apparmor.lock"):
         if ("absent:" + root) in orig:
             cmds.append("rm -rf %s" % root)
@@ -274,6 +274,10 @@ def test_real_run_changes_what_the_digest_sees(runs, hosts):
         assert _keys(pf, "file:/var/lib/armada-cm/convergence.json: None"), pf
         # profile_fleet restores the limits learn lifted
         assert not _keys(pf, "limit:"), pf
+        # every role's snapshots go to apparmor_backup_dir, none to the default directory
+        for seg_name, seg_diff in diff.items():
+            assert not _keys(seg_diff, "file:/var/backups/armada-apparmor/"), (seg_name, seg_diff)
+        assert _keys(pf, "file:/var/backups/armada-cm/"), pf
         # enforce: the mode in the kernel
         assert "loaded:armada-cm-enforce: complain -> enforce" in diff["enforce"], diff["enforce"]
         # restore: the four profiles gone from files and kernel
