@@ -53,18 +53,43 @@ def validate_staged(changes: Dict[str, Optional[bytes]], targets: Sequence[str],
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def write_changes(changes: Dict[str, Optional[bytes]], apparmor_d: str = host.APPARMOR_D) -> List[str]:
-    """Write (atomically) or remove each changed file; return the relative paths touched."""
-    done = []
+def write_changes(changes: Dict[str, Optional[bytes]], apparmor_d: str = host.APPARMOR_D,
+                  old: Optional[Dict[str, Optional[bytes]]] = None) -> List[str]:
+    """Write (atomically) or remove each changed file; return the relative paths touched.
+
+    Each file is replaced atomically, but a change can span two files (a profile and its ``local/``
+    include).  When one of them cannot be written (full disk, read-only file system) and ``old`` gives the
+    previous contents (``None`` = did not exist), the files already written are put back, so the change is
+    all or nothing; the :class:`fileops.FileOpError` raised says so, or names the files it could not put back.
+    """
+    done = []  # type: List[str]
     for rel in sorted(changes):
         full = os.path.join(apparmor_d, rel)
         data = changes[rel]
-        if data is None:
-            if fileops.remove(full):
+        try:
+            if data is None:
+                if fileops.remove(full):
+                    done.append(rel)
+            else:
+                fileops.atomic_write(full, data)
                 done.append(rel)
-        else:
-            fileops.atomic_write(full, data)
-            done.append(rel)
+        except fileops.FileOpError as exc:
+            if old is None or not done:
+                raise
+            stuck = []
+            for prev in reversed(done):
+                try:
+                    if old.get(prev) is None:
+                        fileops.remove(os.path.join(apparmor_d, prev))
+                    else:
+                        fileops.atomic_write(os.path.join(apparmor_d, prev), old[prev])
+                except fileops.FileOpError as undo:
+                    stuck.append(str(undo))
+            if stuck:
+                raise fileops.FileOpError("%s; and the files already written could not be put back: %s"
+                                          % (exc, "; ".join(stuck))) from exc
+            raise fileops.FileOpError("%s; %s was put back, nothing was changed"
+                                      % (exc, ", ".join(os.path.join(apparmor_d, r) for r in done))) from exc
     return done
 
 

@@ -334,11 +334,14 @@ class Runner:
                 hostops.validate_staged({self.rel: new_bytes}, [self.rel], self.parser, self.ad, p["features_file"])
             except hostops.ValidationError as exc:
                 self.fail("profile %s does not compile; nothing was changed:\n%s" % (self.full, exc),
-                          parser_message=str(exc))
+                          parser_message=str(exc), changed=False)
         self.take_backup(names)
         old_bytes = None if self.old_text is None else self.old_text.encode("utf-8", "surrogateescape")
         if file_changed:
-            fileops.atomic_write(self.full, new_bytes)
+            try:
+                fileops.atomic_write(self.full, new_bytes)
+            except fileops.FileOpError as exc:
+                self.fail("cannot write %s; nothing was changed: %s" % (self.full, exc), changed=False)
         try:
             self.set_links(want_disabled, want_forced)
             self.result["kernel"] = [self.kernel_op(op) for op in kernel_ops]

@@ -359,7 +359,7 @@ class Runner:
             hostops.validate_staged(changes, [rel], parser, self.ad, p["features_file"])
         except hostops.ValidationError as exc:
             self.fail("the changed profile %s does not compile; nothing was changed:\n%s" % (full, exc),
-                      parser_message=str(exc))
+                      parser_message=str(exc), changed=False)
         if p["backup"]:
             loaded = host.loaded_profiles(p["securityfs"]) if kernel["enabled"] else {}
             snap = backup.snapshot(self.ad, p["backup_dir"], reason="armada.apparmor.rules %s" % rel,
@@ -367,7 +367,11 @@ class Runner:
                                                            if k == p["profile"] or k.startswith(p["profile"] + "//")},
                                    keep=p["backup_keep"], max_age_days=p["backup_max_age_days"])
             self.result["snapshot_id"] = snap["id"]
-        hostops.write_changes(changes, self.ad)
+        try:
+            hostops.write_changes(changes, self.ad, old={rel: old_prof, local_rel: old_local})
+        except fileops.FileOpError as exc:
+            # nothing was written (or what was written is put back): the task changed nothing but the snapshot
+            self.fail("cannot write the rules into %s: %s" % (full, exc), changed=False)
         if p["reload"] and not disabled:
             try:
                 self.result["kernel"].append(host.load(full, parser, kernel, self.ad))

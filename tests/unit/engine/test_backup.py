@@ -141,3 +141,15 @@ def test_restore_roundtrip_is_byte_identical(tmp_path_factory, before, after, li
     assert state() == wanted
     assert res.get("verified", True)
     assert backup.restore(str(base / "bk"), snap["id"], str(tree), validate=False, reload=False)["changed"] is False
+
+
+def test_restore_of_an_unchanged_tree_is_verified(tree, tmp_path):
+    """A rollback after a switch that never happened (the parser refused it) finds every file as snapshotted:
+    the result says verified (the plan compared every sha256), as after a restore that wrote files."""
+    snap = backup.snapshot(str(tree), str(tmp_path / "bk"), profiles=["prof"])
+    res = backup.restore(str(tmp_path / "bk"), snap["id"], str(tree), validate=False, reload=False)
+    assert res["changed"] is False and res["verified"] is True and res["mismatched"] == []
+    (tree / "local" / "prof").write_text("# edited\n")  # the same call does see a difference
+    planned = backup.restore(str(tmp_path / "bk"), snap["id"], str(tree), validate=False, reload=False,
+                             check_mode=True)
+    assert planned["changed"] is True and "verified" not in planned
