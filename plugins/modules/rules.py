@@ -371,7 +371,7 @@ class Runner:
             hostops.write_changes(changes, self.ad, old={rel: old_prof, local_rel: old_local})
         except fileops.FileOpError as exc:
             # nothing was written (or what was written is put back): the task changed nothing but the snapshot
-            self.fail("cannot write the rules into %s: %s" % (full, exc), changed=False)
+            self.fail("cannot write the rules into %s; the files are as they were: %s" % (full, exc), changed=False)
         if p["reload"] and not disabled:
             try:
                 self.result["kernel"].append(host.load(full, parser, kernel, self.ad))

@@ -68,7 +68,9 @@ ANSWERS = [
 
 SETUP = r"""
 set -e
-for m in {ad} {state}; do if mountpoint -q $m; then echo "$m is a mount point: not a clean lab host" >&2; exit 3; fi; done
+for m in {ad} {state}; do
+  if mountpoint -q $m; then echo "$m is a mount point: not a clean lab host" >&2; exit 3; fi
+done
 apparmor_parser -R {profile} 2>/dev/null || true
 rm -rf {state} {backups} {profile} {local} {site} {data}
 install -m 0755 /usr/bin/cat {program}
@@ -83,11 +85,15 @@ sysctl -q -w kernel.printk_ratelimit=0
 
 # Never fails: unmount what the tests mounted, unload and remove everything they added, restore the limit.
 TEARDOWN = r"""
-for m in {ad} {state}; do n=0; while mountpoint -q $m && [ $n -lt 5 ]; do umount $m || umount -l $m; n=$((n+1)); done; done
+for m in {ad} {state}; do
+  n=0; while mountpoint -q $m && [ $n -lt 5 ]; do umount $m || umount -l $m; n=$((n+1)); done
+done
 apparmor_parser -R {profile} 2>/dev/null
 rm -rf {state} {backups} {profile} {local} {site} {data} {program} /run/armada-faults-copy
 find /var/cache/apparmor -name armada-faults -delete 2>/dev/null
-[ -f /run/armada-faults.printk ] && sysctl -q -w kernel.printk_ratelimit=$(cat /run/armada-faults.printk) && rm -f /run/armada-faults.printk
+if [ -f /run/armada-faults.printk ]; then
+  sysctl -q -w kernel.printk_ratelimit=$(cat /run/armada-faults.printk) && rm -f /run/armada-faults.printk
+fi
 true
 """.format(ad=AD, state=STATE, profile=PROFILE, local=LOCAL, site=SITE, backups=BACKUPS, data=DATA, program=PROGRAM)
 
@@ -243,7 +249,7 @@ def failure_messages(out, host):
     """What the user reads about HOST's failures: each failed result's msg and stderr (loop items included)."""
     return [r.get("msg", "") + " " + r.get("stderr", "") for t in out["tasks"]
             if t["host"] == host and t["result"]["_status"] == "failed"
-            for r in [t["result"]] + list(t["result"].get("results") or []) if r.get("failed")]
+            for r in [t["result"]] + [i for i in t["result"].get("results") or [] if i.get("failed")]]
 
 
 def read_paths(out, host):
@@ -410,7 +416,8 @@ def test_step6_parser_fails_on_one_host_during_enforce(faults):
     with open(os.path.join(reports, f.b + ".yml")) as fh:
         rep_b = yaml.safe_load(fh)
     assert rep_b["status"] == "rolled back", rep_b
-    assert "AppArmor parser error" in rep_b["outcome"]["reason"] and "local/armada-faults" in rep_b["outcome"]["reason"], rep_b
+    reason = rep_b["outcome"]["reason"]
+    assert "AppArmor parser error" in reason and "local/armada-faults" in reason, rep_b
     assert rep_b["outcome"]["verified"] is True, rep_b
     assert_untouched(f, f.b, before[f.b], after[f.b])
     assert after[f.b]["kernel"]["mode"] == "complain"

@@ -109,6 +109,7 @@ def test_rule_that_does_not_compile_changes_nothing(tmp_path):
         _task(tree, tmp_path, rules=["userns,"], target="profile"),  # needs ABI 4.0, the host ships 3.0
     ])
     assert res.get("failed") and "does not compile" in res["msg"], res
+    assert res["changed"] is False, "a refused change changed nothing"
     assert "ARMADA_UNDEFINED" in res["parser_message"]
     assert bad.get("failed") and "not a valid rule" in bad["msg"]
     assert newer.get("failed") and "4.0" in newer["msg"]
