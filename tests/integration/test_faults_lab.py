@@ -9,8 +9,8 @@ previous pass, so every fault is followed by a plain re-run that proves nothing 
   3. update: /etc/apparmor.d on B is a read-only bind mount (A recovers: space freed);
   4. update: the state directory on A is a full tmpfs (B recovers: mount removed);
   5. update: A recovers (space freed) - every rule of every pass is on both hosts;
-  6. enforce: apparmor_parser fails on B when switching to enforce - a hand edit with a syntax error in its
-     ``local/`` override (B rolls back, A in the same batch finishes, a later batch is untouched);
+  6. enforce: apparmor_parser fails on B when switching to enforce - a hand edit of its ``local/`` override uses
+     a site tunable B lacks (B rolls back, A in the same batch finishes, a later batch is untouched);
   7. enforce: the override fixed, a plain re-run enforces B.
 
 Faults are real: a tmpfs filled with dd, a read-only bind mount, a missing or broken include that the host's
@@ -410,8 +410,9 @@ def test_step5_space_freed_every_host_has_every_rule(faults):
 @step("6")
 def test_step6_parser_fails_on_one_host_during_enforce(faults):
     f = faults
-    # a hand edit of B's local/ override with a typo (capabilty), not reloaded
-    f.must(f.b, "printf 'capabilty net_admin,\\n' > %s" % LOCAL)
+    # a hand edit of B's local/ override using a site tunable (@{ARMADA_SITE_DATA}) that B's tunables lack, not
+    # reloaded: the file parses (status lists the profile) but B's apparmor_parser refuses to compile it
+    f.must(f.b, "printf '@{ARMADA_SITE_DATA}/e.txt r,\\n' > %s" % LOCAL)
     before = {h: f.host_state(h) for h in f.all}
     for h in f.all:
         assert before[h]["kernel"]["mode"] == "complain", (h, before[h])
@@ -424,7 +425,7 @@ def test_step6_parser_fails_on_one_host_during_enforce(faults):
         rep_b = yaml.safe_load(fh)
     assert rep_b["status"] == "rolled back", rep_b
     reason = rep_b["outcome"]["reason"]
-    assert "AppArmor parser error" in reason and "local/armada-faults" in reason, rep_b
+    assert "ARMADA_SITE_DATA, but is never declared" in reason and "does not compile" in reason, rep_b
     assert rep_b["outcome"]["verified"] is True, rep_b
     assert_untouched(f, f.b, before[f.b], after[f.b])
     assert after[f.b]["kernel"]["mode"] == "complain"
@@ -443,7 +444,7 @@ def test_step6_parser_fails_on_one_host_during_enforce(faults):
 @step("7")
 def test_step7_enforce_again_after_the_override_is_fixed(faults):
     f = faults
-    f.must(f.b, "printf 'capability net_admin,\\n' > %s" % LOCAL)  # the typo fixed
+    f.must(f.b, "printf '%s/e.txt r,\\n' > %s" % (DATA, LOCAL))  # the override fixed: a plain path
     extra = {"apparmor_enforce_serial": [2, "100%"], "enforce_force": True, "enforce_soak_seconds": 1,
              "enforce_profiles": [NAME]}
     f.play("enforce", [f.a, f.b], extra, expect_rc=0)
