@@ -117,7 +117,7 @@ def single_rule(result, label):
         return None
     text = written[0]["text"]
     assert "\n" not in text and "\r" not in text and text.endswith(",")
-    # apparmor_parser and profile_model end lines at \n only; see the xfail test below for U+2028 & co.
+    # apparmor_parser and profile_model end lines at \n only; U+2028 & co. are written as escapes (test below).
     return written[0]
 
 
