@@ -21,7 +21,6 @@ namespace) and the sha1 of the loaded policy.
 
 Every mount is undone and every file removed in the module fixture's teardown, also after a failure.
 """
-import functools
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ import subprocess
 
 import pytest
 import yaml
+from chained_steps import step_chain
 
 pytestmark = pytest.mark.lab
 
@@ -114,24 +114,7 @@ df -k {d} | awk 'NR==2 {{print $4}}'
 """.format(d=directory, fill=FILL)
 
 
-FAILED = []
-
-
-def step(label):
-    """Each step builds on the previous ones: after a failure the later steps skip with the reason."""
-    def wrap(fn):
-        @functools.wraps(fn)
-        def run(*args, **kwargs):
-            if FAILED:
-                pytest.skip("fault step %s failed: the later steps build on it" % FAILED[0])
-            try:
-                return fn(*args, **kwargs)
-            except BaseException as exc:
-                if not isinstance(exc, pytest.skip.Exception):
-                    FAILED.append(label)
-                raise
-        return run
-    return wrap
+step = step_chain("fault")
 
 
 class Faults:

@@ -16,7 +16,6 @@ state file rename, helper exec, net_bind_service, inet stream) and from AppArmor
 logs ALLOWED, enforce mode DENIED), never from the output of the code under test. Every step depends on the
 previous ones; after a failure the later steps are skipped with the reason.
 """
-import functools
 import hashlib
 import json
 import os
@@ -25,6 +24,7 @@ import subprocess
 
 import pytest
 import yaml
+from chained_steps import step_chain
 
 pytestmark = pytest.mark.lab
 
@@ -38,24 +38,7 @@ STATE = "/var/lib/armada-apparmor"
 SECRET = "/var/tmp/armada-journey-secret.txt"
 EXTRA = "/etc/armada-workload/extra.txt"
 
-FAILED = []
-
-
-def step(label):
-    """Each step builds on the previous ones: after a failure, later steps skip with the reason."""
-    def wrap(fn):
-        @functools.wraps(fn)
-        def run(*args, **kwargs):
-            if FAILED:
-                pytest.skip("journey step %s failed: the later steps build on it" % FAILED[0])
-            try:
-                return fn(*args, **kwargs)
-            except BaseException as exc:
-                if not isinstance(exc, pytest.skip.Exception):
-                    FAILED.append(label)
-                raise
-        return run
-    return wrap
+step = step_chain("journey")
 
 
 class Journey:
