@@ -1,6 +1,25 @@
-"""Engine-test hooks: print how many hostile cases each fuzz kind tried (tests/unit/engine/fuzz_support.py).
+"""Engine-test hooks: print how many hostile cases each fuzz kind tried (tests/unit/engine/fuzz_support.py);
+a real small file system for the full-disk and read-only tests.
 """
+import subprocess
+
+import pytest
 from fuzz_support import EXAMPLES, REPORT
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 64 KiB tmpfs: a real full disk and a real read-only file system (needs root and mount)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True,
+                          check=False)
+    if proc.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root): %s" % proc.stderr.decode().strip())
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -73,21 +73,6 @@ def test_atomic_symlink_and_remove(tmp_path):
     assert os.listdir(str(tmp_path / "disable")) == []
 
 
-@pytest.fixture
-def tiny_fs(tmp_path):
-    """A 64 KiB tmpfs: a real full disk and a real read-only file system (needs root and mount)."""
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True,
-                          check=False)
-    if proc.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root): %s" % proc.stderr.decode().strip())
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
 def test_full_disk_fails_cleanly_and_keeps_old_file(tiny_fs):
     target = tiny_fs / "prof"
     target.write_bytes(GOOD)
