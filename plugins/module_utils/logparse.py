@@ -50,6 +50,10 @@ BLOCK = 8 << 20
 _EDGE = 65536
 #: distinct record bodies cached before they are folded into events and the cache is emptied
 MAX_TEMPLATES = 20000
+#: ... or bytes of distinct record bodies (bounds the cache when the bodies are long, up to MAX_LINE each)
+MAX_TEMPLATE_BYTES = 16 << 20
+#: digits read as a number (pids, serials, times); longer runs stay text (int() of 4300+ digits raises)
+MAX_DIGITS = 20
 #: samples kept per skip reason, and their length
 MAX_SAMPLES = 3
 SAMPLE_LEN = 200
@@ -59,11 +63,14 @@ SAMPLE_LEN = 200
 # (a group boundary right after ``[^\n]*`` defeats that and made the scan 1.7x slower). It is greedy, so
 # it splits at the LAST " pid=" of the line; ``_run`` sends a block where any body still holds " pid="
 # to the mixed path, whose ``_FAST_FIRST`` splits at the first one: both give the same groups otherwise.
-_FAST_TAIL = rb'pid=(\d+)([^\n]*)|( *(?:operation|info|profile|type)=|REJECTING|PERMITTING|AUDITING|LOGPROF-HINT))'
+_FAST_TAIL = (rb'pid=(\d+)([^\n]*)|( *(?:operation|info|profile|type)=|REJECTING|PERMITTING|AUDITING|LOGPROF-HINT'
+              rb'|apparmor=[^\n]*))')
 _FAST = re.compile(rb'audit\((\d+\.\d+):\d+\): (?:apparmor="([A-Z]+"[^\n]* )' + _FAST_TAIL)
 _FAST_FIRST = re.compile(rb'audit\((\d+\.\d+):\d+\): (?:apparmor="([A-Z]+"[^\n]*? )' + _FAST_TAIL)
 # The second branch of _FAST flags stamped records of the old types (no apparmor=, the class is in
-# the type; or the pre-2.1 free text).
+# the type; or the pre-2.1 free text), and an apparmor= record the first branch cannot take (no pid=):
+# that alternative eats the rest of the line, so a line of many stamps without pid= costs one pass
+# instead of one pass per stamp (it was quadratic: 256 KiB of stamps took 24 s).
 # A block whose apparmor= count equals the fast matches, without that flag and without node=,
 # needs no per-line work at all; any other block takes the mixed path.
 _CANDIDATE_MARKERS = (b"apparmor=", b"type=150", b"type=APPARMOR", b"UNKNOWN[150")
@@ -77,7 +84,9 @@ _TYPE = re.compile(rb"type=(\S+)")
 _VOLATILE = re.compile(rb" (?:lport|fport|src|dest|laddr|faddr|saddr|daddr)=[^ \x1d]*")
 _NODE = re.compile(rb"(?:^|(?<=\s))node=(\S+) (?=type=)")
 _PIDTOK = re.compile(rb"(?<![\w-])pid=(\d+)")
-_KV = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)=(\"[^\"]*\"|'[^']*'|[^\s\"']*)")
+# A key starts at the first letter of a run of name characters: only the run's start is tried, so a long
+# run without "=" costs one pass (trying every position of it was quadratic)
+_KV = re.compile(r"(?<![A-Za-z0-9_-])[0-9-]*([A-Za-z_][A-Za-z0-9_-]*)=(\"[^\"]*\"|'[^']*'|[^\s\"']*)")
 _HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+\Z")
 _MODE_WORD = re.compile(r"^[A-Za-z_]+\Z")
 _BAD_CHARS = re.compile(r"[\x00-\x08\x0b-\x1c\x1e\x1f\x7f]")
@@ -198,7 +207,7 @@ def split_header(line):
         a = line.find(b"audit(")
     if a >= 0 and line.find(b"apparmor=", 0, a) < 0:
         m = _STAMP.match(line, a)
-        if not m:
+        if not m or len(m.group(1)) > MAX_DIGITS or len(m.group(2)) > MAX_DIGITS:
             out["error"] = "malformed"
             return out
         out["stamp"] = (m.group(1) + b"." + m.group(2), m.group(3))
@@ -286,7 +295,8 @@ def parse_record(line, node=None, when=None):
     else:
         t = header_time(head["header"])
     rec = {"mode": mode, "type": typ, "node": node or head["node"], "fields": fields, "time": t,
-           "stamp": (stamp[0].decode(), int(stamp[1])) if stamp else None}
+           "stamp": (stamp[0].decode(), int(stamp[1]) if len(stamp[1]) <= MAX_DIGITS else 0)
+           if stamp else None}
     return rec, None
 
 
@@ -356,7 +366,7 @@ def _num(value):
     if value is None:
         return None
     v = value[1:] if value[:1] == "-" else value
-    return int(value) if v.isdigit() else value
+    return int(value) if v.isdigit() and len(v) <= MAX_DIGITS else value
 
 
 def classify(fields, mode):
@@ -522,7 +532,7 @@ def _json_message(line):
     """(MESSAGE bytes, realtime seconds, error) of one ``journalctl -o json`` object."""
     try:
         obj = json.loads(line.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deeply nested arrays
         return b"", None, "bad_json"
     if not isinstance(obj, dict):
         return b"", None, "bad_json"
@@ -546,7 +556,7 @@ def _journal_entry_message(obj):
         value = obj.get(key)
         if isinstance(value, bytes):
             value = value.decode("ascii", "replace")
-        if isinstance(value, str) and value.isdigit():
+        if isinstance(value, str) and value.isdigit() and len(value) <= MAX_DIGITS:
             when = int(value) / 1e6
             break
     tname = obj.get("_AUDIT_TYPE_NAME")
@@ -579,6 +589,27 @@ class _Template:
         self.size = 0
 
 
+def _long_lines(buf, end):
+    # type: (Any, int) -> List[Tuple[int, int]]
+    """(start, end) of the lines of ``buf[:end]`` longer than MAX_LINE, newline included.
+
+    Jumps MAX_LINE bytes at a time and looks back for a newline, so a block of normal lines costs
+    one short ``rfind`` per 64 KiB.
+    """
+    out = []
+    p = 0
+    while end - p > MAX_LINE + 1:
+        q = buf.rfind(b"\n", p, p + MAX_LINE + 1)
+        if q >= 0:
+            p = q + 1
+            continue
+        nl = buf.find(b"\n", p + MAX_LINE, end)
+        stop = end if nl < 0 else nl + 1
+        out.append((p, stop))
+        p = stop
+    return out
+
+
 _KEY = itemgetter(1, 3)
 _OLD = itemgetter(4)
 _HEAD = itemgetter(1)
@@ -607,6 +638,7 @@ class LogReader:
         self._last = {}  # type: Dict[Any, Any]
         self._pids = {}  # type: Dict[Any, set]
         self._norm = {}  # type: Dict[Any, _Template]
+        self._tmpl_bytes = 0  # bytes of the cached distinct bodies (MAX_TEMPLATE_BYTES)
         self._pending = []  # type: List[bytes]
         self._pending_len = 0
         self._profile_ok = {}  # type: Dict[Optional[str], bool]
@@ -638,30 +670,56 @@ class LogReader:
 
     def feed_stream(self, fobj, source="", block=BLOCK):
         # type: (Any, str, int) -> None
-        """Read a binary file object to its end in large blocks (one reused buffer, no copies)."""
+        """Read a binary file object to its end in large blocks (one reused buffer, no copies).
+
+        The buffer grows to hold one line of at most MAX_LINE bytes, no further: a line that fills
+        it then is counted as ``too_long`` and the rest of it is read and dropped until its newline.
+        """
         self._drain()
         buf = bytearray(block)
         view = memoryview(buf)
         have = 0
-        while True:
-            if have == len(buf):  # one line longer than the buffer: grow it
-                view.release()  # a bytearray cannot grow while a memoryview exports it (BufferError)
-                buf.extend(bytearray(len(buf)))
-                view = memoryview(buf)
-            got = fobj.readinto(view[have:])
-            if not got:
-                break
-            have += got
-            cut = buf.rfind(b"\n", 0, have) + 1
-            if cut == 0:
-                continue
-            self._run(buf, cut)
-            rest = have - cut
-            buf[:rest] = buf[cut:have]
-            have = rest
-        if have:
-            self._run(bytes(buf[:have]) + b"\n", have + 1)
-        view.release()
+        dropping = False  # inside a too-long line, until its newline
+        try:
+            while True:
+                if have == len(buf) and have < MAX_LINE + 2:  # one line longer than the buffer: grow it
+                    view.release()  # a bytearray cannot grow while a memoryview exports it (BufferError)
+                    buf.extend(bytearray(min(len(buf), MAX_LINE + 2 - len(buf))))
+                    view = memoryview(buf)
+                got = fobj.readinto(view[have:])
+                if not got:
+                    break
+                if dropping:
+                    nl = buf.find(b"\n", 0, got)
+                    self.stats["bytes"] += got if nl < 0 else nl + 1
+                    if nl < 0:
+                        continue
+                    dropping = False
+                    have = got - nl - 1
+                    buf[:have] = buf[nl + 1:got]
+                else:
+                    have += got
+                cut = buf.rfind(b"\n", 0, have) + 1
+                if cut == 0:
+                    if have > MAX_LINE + 1:  # a too-long line fills the buffer: count it, drop the rest of it
+                        self._too_long_line(buf, have)
+                        dropping, have = True, 0
+                    continue
+                self._run(buf, cut)
+                rest = have - cut
+                buf[:rest] = buf[cut:have]
+                have = rest
+            if have:
+                self._run(bytes(buf[:have]) + b"\n", have + 1)
+        finally:
+            view.release()
+
+    def _too_long_line(self, line, size):
+        # type: (Any, int) -> None
+        """Count a line longer than MAX_LINE that is not read (``line`` may hold only its start)."""
+        self.stats["lines"] += 1
+        self.stats["bytes"] += size
+        self._skip("too_long", bytes(line[:SAMPLE_LEN + 1]))
 
     def feed_journal_export(self, data, source=""):
         # type: (bytes, str) -> None
@@ -766,6 +824,16 @@ class LogReader:
         t0 = time.process_time()
         timing = self.timing
         st = self.stats
+        longs = _long_lines(buf, end)
+        if longs:  # never scanned: counted, and the block is read without them
+            keep, at = [], 0
+            for ls, le in longs:
+                keep.append(buf[at:ls])
+                self._too_long_line(buf[ls:ls + SAMPLE_LEN + 1], le - ls)
+                at = le
+            keep.append(buf[at:end])
+            buf = b"".join(keep)
+            end = len(buf)
         st["bytes"] += end
         st["lines"] += buf.count(b"\n", 0, end)
         recs = None
@@ -789,7 +857,7 @@ class LogReader:
             parse0 = timing["parse"]
             self._bulk(recs)
             timing["fold"] += time.process_time() - t2 - (timing["parse"] - parse0)
-        if len(self._tmpl) > MAX_TEMPLATES:
+        if len(self._tmpl) > MAX_TEMPLATES or self._tmpl_bytes > MAX_TEMPLATE_BYTES:
             self._fold()
         st["seconds"] += time.process_time() - t0
 
@@ -876,11 +944,12 @@ class LogReader:
                 raw = raws.get(key) if raws else None
                 tmpl = self._template(line, raw if raw is not None else line)
                 tmpl.size = len(line) + 4
-                if tmpl.pid is not None and tmpl.pid == int(pid):
+                if tmpl.pid is not None and len(pid) <= MAX_DIGITS and tmpl.pid == int(pid):
                     tmpl.pid = None  # the pid is the varying token: sample it per record
                 if norm is not None:
                     norms[norm] = tmpl
             tmpls[key] = tmpl
+            self._tmpl_bytes += len(head) + len(tail)
             pids[key] = {pid}
             firsts[key] = stamp
         lasts.update(zip(last.keys(), map(_STAMP0, last.values())))
@@ -913,8 +982,11 @@ class LogReader:
         key = (b"g", node, head["type"], _PIDTOK.sub(b"pid=", body))
         tmpl = self._tmpl.get(key)
         if tmpl is None:
+            if self._tmpl_bytes + len(line) > MAX_TEMPLATE_BYTES:
+                self._fold()
             tmpl = self._tmpl[key] = self._template(line, line, when=when)
             tmpl.size = len(line)
+            self._tmpl_bytes += len(line)
             self._cnt[key] = 0
             self._pids[key] = set()
         self._cnt[key] += 1
@@ -1040,8 +1112,9 @@ class LogReader:
             if tmpl.pid is not None:
                 event["pids"] = [tmpl.pid]
             else:
-                event["pids"] = sorted(int(p) for p in pidset)[:ev_mod.MAX_PIDS]
+                event["pids"] = sorted(int(p) for p in pidset if len(p) <= MAX_DIGITS)[:ev_mod.MAX_PIDS]
             event["comms"] = [tmpl.comm] if tmpl.comm is not None else []
             agg.add(event)
         self._norm = {}
         self._tmpl, self._cnt, self._first, self._last, self._pids = {}, Counter(), {}, {}, {}
+        self._tmpl_bytes = 0

@@ -32,6 +32,8 @@ import subprocess
 import zlib
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from ansible_collections.armada.apparmor.plugins.module_utils.logparse import MAX_LINE
+
 Sink = Callable[[bytes], None]
 
 #: Size of the head and tail windows hashed to recognise a file again.
@@ -51,6 +53,7 @@ DBUS_IDENTIFIERS = ("dbus-daemon", "dbus-broker", "dbus-broker-launch")
 _ROT_NUM = re.compile(r"^\.(\d+)(\.gz)?$")
 _ROT_DATE = re.compile(r"^-(\d{8}(?:\d{2,6})?)(\.gz)?$")
 _DMESG_TS = re.compile(rb"^\[\s*(\d+)\.(\d+)\]")
+_JSON_CURSOR = re.compile(rb'\{\s*"__CURSOR"\s*:\s*"([^"\\\n]{1,512})"')
 #: A syslog line written by a dbus daemon (program tag), used when a file is read for dbus only.
 #: BSD ("Nov 25 10:00:01 host tag[pid]: ") or ISO ("2024-01-01T10:00:01+01:00 host tag[pid]: ") timestamp.
 _DBUS_LINE = re.compile(
@@ -286,6 +289,57 @@ def dbus_only(sink: Sink) -> Sink:
 
 
 # --------------------------------------------------------------------------------------------
+# Whole lines from chunks, in bounded memory
+
+
+class LineCutter:
+    """Hand whole lines of a stream read in chunks to ``sink``, holding at most MAX_LINE + 1 bytes.
+
+    A line longer than MAX_LINE is handed on cut to its first MAX_LINE + 1 bytes (the reader counts
+    it as ``too_long`` without reading it) and the rest of it is dropped as it arrives, so neither
+    memory nor copying grows with the line (a 256 MiB line without a newline in a rotated ``.gz``
+    took 537 MiB and 21 s when the unfinished line was kept and copied whole).
+    """
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.carry = b""  # start of the unfinished line, at most MAX_LINE + 1 bytes
+        self.carried = 0  # real length of the unfinished line so far
+
+    def push(self, buf: bytes) -> int:
+        """Take the next chunk and hand on the lines it ends; return their real length in bytes."""
+        done = 0
+        cut = b""
+        if self.carried > MAX_LINE:  # inside a too-long line: drop it up to its newline
+            nl = buf.find(b"\n")
+            if nl < 0:
+                self.carried += len(buf)
+                return 0
+            cut = self.carry + b"\n"
+            done = self.carried + nl + 1
+            buf = buf[nl + 1:]
+            self.carry, self.carried = b"", 0
+        data = self.carry + buf if self.carry else buf
+        nl = data.rfind(b"\n")
+        whole, rest = data[:nl + 1], data[nl + 1:]
+        done += len(whole)
+        self.carried = len(rest)
+        self.carry = rest[:MAX_LINE + 1]
+        whole = cut + whole if cut else whole
+        if whole:
+            self.sink(whole)
+        return done
+
+    def finish(self) -> int:
+        """Hand on the unfinished last line (cut if too long) as a whole line; return its real length."""
+        size = self.carried
+        if size:
+            self.sink(self.carry + b"\n")
+        self.carry, self.carried = b"", 0
+        return size
+
+
+# --------------------------------------------------------------------------------------------
 # Files and their rotations
 
 
@@ -475,26 +529,15 @@ def _read_from(cand: _Cand, start: int, sink: Sink, final: bool) -> Tuple[int, i
                 left -= len(skipped)
         else:
             fh.seek(start)
-    pos = start
-    carry = b""
+    lines = LineCutter(sink)
     while True:
         buf = fh.read(CHUNK)
         if not buf:
             break
-        data = carry + buf if carry else buf
-        nl = data.rfind(b"\n")
-        if nl < 0:
-            carry = data
-            continue
-        sink(data[: nl + 1] if nl + 1 < len(data) else data)
-        pos += nl + 1
-        given += nl + 1
-        carry = data[nl + 1:]
-    if final and carry:
-        sink(carry + b"\n")
-        pos += len(carry)
-        given += len(carry)
-    return pos, given
+        given += lines.push(buf)
+    if final:
+        given += lines.finish()
+    return start + given, given
 
 
 def read_file(src_path: str, state: Optional[Dict[str, Any]], sink: Sink,
@@ -701,27 +744,25 @@ def read_journal(src: Source, state: Optional[Dict[str, Any]], sink: Sink,
         info["status"] = "error"
         info["notes"].append("cannot run journalctl: %s" % exc)
         return state, info
-    carry = b""
+    cursors = []  # type: List[str]
+
+    def hand(whole: bytes) -> None:
+        sink(whole)
+        prev = whole.rfind(b"\n", 0, len(whole) - 1)
+        cur = _cursor_of(whole[prev + 1:])
+        if cur:
+            cursors[:] = [cur]
+
+    lines = LineCutter(hand)
     assert proc.stdout is not None
     while True:
         buf = proc.stdout.read(CHUNK)
         if not buf:
             break
-        data = carry + buf if carry else buf
-        nl = data.rfind(b"\n")
-        if nl < 0:
-            carry = data
-            continue
-        whole = data[: nl + 1]
-        carry = data[nl + 1:]
-        sink(whole)
-        info["bytes"] += len(whole)
-        prev = whole.rfind(b"\n", 0, len(whole) - 1)
-        last_cursor = _cursor_of(whole[prev + 1:]) or last_cursor
-    if carry.strip():
-        sink(carry + b"\n")
-        info["bytes"] += len(carry)
-        last_cursor = _cursor_of(carry) or last_cursor
+        info["bytes"] += lines.push(buf)
+    if lines.carry.strip():
+        info["bytes"] += lines.finish()
+    last_cursor = cursors[0] if cursors else None
     err = proc.stderr.read() if proc.stderr else b""
     rc = proc.wait()
     if rc != 0:
@@ -738,10 +779,16 @@ def read_journal(src: Source, state: Optional[Dict[str, Any]], sink: Sink,
 
 
 def _cursor_of(line: bytes) -> Optional[str]:
-    """``__CURSOR`` of one journal JSON line, or None."""
+    """``__CURSOR`` of one journal JSON line, or None.
+
+    journalctl writes ``__CURSOR`` first: a line cut for being too long still gives its cursor.
+    """
+    m = _JSON_CURSOR.match(line)
+    if m and len(line) > MAX_LINE:
+        return m.group(1).decode("utf-8", "replace")
     try:
         obj = json.loads(line.decode("utf-8", "replace"))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     cur = obj.get("__CURSOR") if isinstance(obj, dict) else None
     return cur if isinstance(cur, str) else None
