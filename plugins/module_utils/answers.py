@@ -116,6 +116,24 @@ def literal_pattern(text: str) -> str:
         return "".join("\\" + c if c in "*?[]{}\\" else c for c in text)
 
 
+_VARIABLE_START = re.compile(r"@\{[A-Za-z0-9_]+\}")
+
+
+def file_path_problem(path: str, pattern: bool = False) -> Optional[str]:
+    """Why ``path`` cannot be the path of a file or exec rule (None when it can).
+
+    apparmor_parser reads a rule's first word as a path only when it starts with ``/`` (or, in a
+    pattern an answer writes, with a variable ``@{NAME}``): any other name from a log (``include``,
+    ``deny``, ``profile``, ``relative/x``, ``pipe:[1234]``, ``x y``) would be read as another
+    statement (``include r,`` includes a file from the parser's working directory) or fail to compile
+    on every host that has the profile.
+    """
+    if path.startswith("/") or (pattern and _VARIABLE_START.match(path)):
+        return None
+    return "%r is not an absolute path%s: no file rule can name it" % (
+        path, " or a pattern starting with a variable @{NAME}" if pattern else "")
+
+
 def _is_glob(text: str) -> bool:
     """True when ``text`` holds AppArmor glob or variable syntax (so it is a pattern, not a name)."""
     return any(c in text for c in "*?[]{}\\") or "@{" in text
@@ -225,8 +243,9 @@ def validate_answer(index: int, answer: Any) -> List[Dict[str, Any]]:
                 bad("glob (the path to write) applies to file and exec events only")
             if value in ("ignore", "pending"):
                 bad("glob makes no sense with answer %s (nothing is written)" % value)
-            if not glob.startswith("/") and not glob.startswith("@{"):
-                bad("glob %r must be an absolute path pattern" % glob)
+            problem = file_path_problem(glob, pattern=True)
+            if problem:
+                bad("glob %s" % problem)
             mpath = match.get("path") if isinstance(match, Mapping) else None
             if not _valid_glob(glob):
                 bad("glob %r is not a valid AppArmor pattern" % glob)
@@ -864,6 +883,13 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
         if verdict == "ignore":
             entry["ignored"].append(_ignored(ev, "answer #%d says ignore" % ans.index, ans))
             stats["ignored"] += 1
+            continue
+        path = ev.get("path")
+        if kind in PATH_KINDS and isinstance(path, str) and path and file_path_problem(path) and not (
+                ans is not None and ans.include and verdict != "deny"):
+            # never pending: no answer could write it (an include answer writes no path and still applies)
+            entry["unsupported"].append(_pending(ev, "%s event path %s" % (kind, file_path_problem(path)), label))
+            stats["unsupported"] += 1
             continue
         if verdict == "pending" or (verdict is None and default == "pending"):
             entry["pending"].append(_pending(ev, "explicitly pending (answer #%d)" % ans.index if ans is not None

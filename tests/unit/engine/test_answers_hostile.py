@@ -318,3 +318,31 @@ def test_backslash_at_the_end_of_a_name_cannot_swallow_the_next_rule():
     dumped = out.decode("utf-8", "replace") + err
     assert "rule: /x\\\\  ->  /x\\ " in dumped  # the literal path /x\ exists
     assert "rule: /etc/shadow" not in dumped
+
+
+# ---- names that are not absolute paths (issue 12, item 3) -----------------------------------------------
+
+RELATIVE_TALLY = Tally("relative file/exec names")
+KEYWORDS = ["include", "deny", "profile", "allow", "audit", "owner", "hat", "abi", "alias", "link", "file",
+            "pipe:[1234]", "socket:[9]", "anon_inode:[eventfd]", "relative/x", "x y", "@{HOME}/x", "#include"]
+
+
+@settings_
+@given(head=st.sampled_from(KEYWORDS) | name.filter(lambda n: not n.startswith("/")), tail=st.sampled_from(["", " r", "/x"]),
+       kind=st.sampled_from(["file", "exec"]))
+def test_fuzz_relative_names_never_become_rules(head, tail, kind):
+    path = head + tail
+    RELATIVE_TALLY.tried += 1
+    event = {"kind": kind, "profile": "/usr/bin/victim", "host": "h", "path": path, "count": 1, "id": "x",
+             "mask": {"requested": "r" if kind == "file" else "x", "denied": "r" if kind == "file" else "x"}}
+    answers = [{"profile": "*", "match": {"kind": "exec"}, "answer": "allow", "exec_mode": "ix"}]
+    entry = to_rules([event], answers, default="allow")["profiles"]["/usr/bin/victim"]
+    assert not entry["rules"] and not entry["deny"] and not entry["pending"]
+    assert len(entry["unsupported"]) == 1 and "is not an absolute path" in entry["unsupported"][0]["reason"]
+    RELATIVE_TALLY.no_rule += 1
+
+
+def test_fuzz_relative_names_report(capsys):
+    if not RELATIVE_TALLY.tried:
+        test_fuzz_relative_names_never_become_rules()
+    RELATIVE_TALLY.report(capsys)

@@ -205,3 +205,26 @@ def test_pending_answers_filter_rejects_what_is_not_a_result(bad):
     from ansible_collections.armada.apparmor.plugins.filter.pending_answers import pending_answers_filter
     with pytest.raises(AnsibleFilterError):
         pending_answers_filter(bad, abstractions_dir="")
+
+
+def test_relative_names_are_unsupported_and_a_relative_glob_fails_through_ansible(tmp_path):
+    """Issue 12, item 3: a file event named ``include`` (or ``x y``) is never a rule; a glob that is not an
+    absolute pattern fails the task naming the answer."""
+    evs = [fev("include", "r"), fev("x y", "r"), fev("/srv/ok", "r")]
+    tasks = [
+        {"name": "to_rules", "run_once": True, "ansible.builtin.set_fact": {
+            "rules": "{{ %s | armada.apparmor.to_rules([], default='allow') }}" % json.dumps(evs)}},
+        {"name": "relative glob", "run_once": True, "ignore_errors": True, "register": "bad",
+         "ansible.builtin.debug": {"msg": "{{ %s | armada.apparmor.to_rules([{'profile': '%s', 'match': "
+                                          "{'kind': 'file'}, 'answer': 'allow', 'glob': 'include'}]) }}"
+                                          % (json.dumps(evs), NGINX)}},
+        {"name": "collected", "run_once": True, "ansible.builtin.set_fact": {
+            "collected": {"rules": "{{ rules }}", "bad": "{{ bad }}"}}},
+    ]
+    got, _proc = run_playbook(tmp_path, tasks)
+    nginx = got["rules"]["profiles"][NGINX]
+    assert [r["text"] for r in nginx["rules"]] == ["/srv/ok r,"]
+    assert sorted(u["path"] for u in nginx["unsupported"]) == ["include", "x y"]
+    assert all("is not an absolute path" in u["reason"] for u in nginx["unsupported"])
+    assert got["bad"]["failed"] is True
+    assert "answer #0" in got["bad"]["msg"] and "'include' is not an absolute path" in got["bad"]["msg"]
