@@ -53,7 +53,9 @@ DBUS_IDENTIFIERS = ("dbus-daemon", "dbus-broker", "dbus-broker-launch")
 _ROT_NUM = re.compile(r"^\.(\d+)(\.gz)?$")
 _ROT_DATE = re.compile(r"^-(\d{8}(?:\d{2,6})?)(\.gz)?$")
 _DMESG_TS = re.compile(rb"^\[\s*(\d+)\.(\d+)\]")
-_JSON_CURSOR = re.compile(rb'\{\s*"__CURSOR"\s*:\s*"([^"\\\n]{1,512})"')
+#: the __CURSOR key of a journalctl JSON line (a quote inside a JSON string is always escaped, so this
+#: unescaped form is the key itself, wherever journalctl put it)
+_JSON_CURSOR = re.compile(rb'[{,]"__CURSOR":"([^"\\\n]{1,512})"')
 #: A syslog line written by a dbus daemon (program tag), used when a file is read for dbus only.
 #: BSD ("Nov 25 10:00:01 host tag[pid]: ") or ISO ("2024-01-01T10:00:01+01:00 host tag[pid]: ") timestamp.
 _DBUS_LINE = re.compile(
@@ -781,11 +783,12 @@ def read_journal(src: Source, state: Optional[Dict[str, Any]], sink: Sink,
 def _cursor_of(line: bytes) -> Optional[str]:
     """``__CURSOR`` of one journal JSON line, or None.
 
-    journalctl writes ``__CURSOR`` first: a line cut for being too long still gives its cursor.
+    A line cut for being too long (LineCutter) gives its cursor when the key is in the part kept;
+    if not, the entry before stays the position and the cut entry is read (and counted) again.
     """
-    m = _JSON_CURSOR.match(line)
-    if m and len(line) > MAX_LINE:
-        return m.group(1).decode("utf-8", "replace")
+    if len(line) > MAX_LINE:
+        m = _JSON_CURSOR.search(line)
+        return m.group(1).decode("utf-8", "replace") if m else None
     try:
         obj = json.loads(line.decode("utf-8", "replace"))
     except (ValueError, RecursionError):

@@ -21,6 +21,7 @@ import io
 import json
 import os
 import random
+import re
 
 from fuzz_support import EXAMPLES, bump
 from hypothesis import HealthCheck, given, settings
@@ -86,7 +87,7 @@ def noise(r):
 def damage(line, r, other):
     """One hostile change to a record line; may produce several lines (split) or one huge line."""
     how = r.choice(["truncate", "nul", "invalid_utf8", "random", "split", "interleave", "huge", "huge_plain",
-                    "bad_hex", "bad_json", "cr", "binary_tail"])
+                    "bad_hex", "bad_json", "cr", "binary_tail", "stamps", "nested_json", "digits", "name_run"])
     cut = r.randrange(1, max(2, len(line)))
     if how == "truncate":
         out = [line[:cut]]
@@ -109,6 +110,15 @@ def damage(line, r, other):
                else line + b" name=FFFE"]
     elif how == "bad_json":
         out = [b'{"MESSAGE": "apparmor=\\"DENIED\\" ' + line[:cut].replace(b'"', b"'")]
+    elif how == "stamps":  # many stamps without pid= (was quadratic), under or over the line limit
+        out = [line[:cut] + b'audit(1700000000.1:2): apparmor="DENIED" ' * r.choice([2, 100, 1500, 3000])]
+    elif how == "nested_json":  # json.loads raised RecursionError
+        depth = r.choice([10, 5000, 30000])
+        out = [b'{"MESSAGE":"apparmor=","x":' + b"[" * depth + b"]" * depth + b"}"]
+    elif how == "digits":  # int() of 4300+ digits raises ValueError
+        out = [re.sub(rb"(pid|fsuid|ouid)=\d+", lambda m: m.group(1) + b"=" + b"9" * 5000, line, count=1)]
+    elif how == "name_run":  # a long run of name characters without "=" (key scan was quadratic)
+        out = [line + b" " + b"a-" * r.choice([10, 20000])]
     elif how == "cr":
         out = [line[:cut] + b"\r" + line[cut:]]
     else:

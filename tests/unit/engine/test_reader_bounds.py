@@ -138,3 +138,23 @@ def test_a_rotated_gz_with_one_huge_line_is_read_in_bounded_memory(tmp_path):
     fs = out["feed_stream"]
     assert fs["records"] == 1 and fs["skipped"] == {"too_long": 1} and fs["lines"] == 2
     assert fs["bytes"] == len(GOOD) + 1 + 128 * (1 << 20)
+
+
+@pytest.mark.parametrize("shape", ["fast", "general"])
+def test_the_cache_of_distinct_bodies_is_folded_at_its_byte_budget(monkeypatch, shape):
+    """Distinct records up to 64 KiB each: the cache is folded away at MAX_TEMPLATE_BYTES, nothing is lost."""
+    monkeypatch.setattr(logparse, "MAX_TEMPLATE_BYTES", 20000)
+    r = LogReader()
+    most = 0
+    for i in range(60):
+        rec = GOOD.replace(b"/etc/x", b"/etc/" + (b"%02d" % i) * 500)
+        if shape == "general":
+            rec = b"Nov 25 10:00:01 host dbus-daemon[1]: " + rec.split(b"): ", 1)[1]
+        for _ in range(2):
+            r.feed(rec + b"\n")
+            r._drain()
+            most = max(most, r._tmpl_bytes)
+    res = r.result()
+    assert most <= 20000
+    assert res["stats"]["records"] == 120 and len(res["events"]) == 60
+    assert all(e["count"] == 2 for e in res["events"])

@@ -318,3 +318,31 @@ def test_apparmor_status_reports_absence(tmp_path):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__]))
+
+
+@needs_journal
+def test_journal_entry_over_the_line_limit_is_cut_counted_and_not_read_again(tmp_path, monkeypatch):
+    """A local user can send a native journal entry tagged dbus-daemon with many fields (journalctl shows
+    each up to 4 KiB): its JSON line is over 64 KiB. Read in 4 KiB chunks it is cut (counted too_long),
+    the record before it is read, and the cursor moves past it (its __CURSOR key is in the part kept:
+    journalctl puts the fields in hash order, here before the big fields)."""
+    monkeypatch.setattr(ls, "CHUNK", 4096)
+    from ansible_collections.armada.apparmor.plugins.module_utils.logparse import MAX_LINE, LogReader
+    d = str(tmp_path / "journal")
+    big = entry(11, BOOT_B, "journal", "dbus-daemon", DBUS_MSG % 3)
+    for i in range(30):
+        big["FIELD_%02d" % i] = "x" * 3000
+    write_journal(d, "system", [entry(10, BOOT_B, "kernel", "kernel", KERNEL_MSG % 2), big])
+    src = ls.Source("journal", streams="all", journal_directory=d)
+    got = []
+    state, info = ls.read_journal(src, None, got.append, include_rotated=True)
+    assert info["status"] == "ok", info
+    lines = b"".join(got).splitlines()
+    assert len(lines) == 2 and len(lines[1]) == MAX_LINE + 1
+    r = LogReader()
+    r.feed(b"".join(got))
+    st = r.result()["stats"]
+    assert st["records"] == 1 and st["skipped"] == {"too_long": 1}
+    again = []
+    state2, _info = ls.read_journal(src, state, again.append)
+    assert again == [] and state2 == state
