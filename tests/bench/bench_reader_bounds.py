@@ -74,7 +74,8 @@ def build(kind, mib, path):
 def measure(path):
     t0 = time.perf_counter()
     before = os.times()
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", path], capture_output=True, check=False)
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", path], capture_output=True,
+                          check=False)
     after = os.times()
     if proc.returncode:
         raise RuntimeError(proc.stderr.decode(errors="replace")[-2000:])

@@ -328,8 +328,8 @@ KEYWORDS = ["include", "deny", "profile", "allow", "audit", "owner", "hat", "abi
 
 
 @settings_
-@given(head=st.sampled_from(KEYWORDS) | name.filter(lambda n: not n.startswith("/")), tail=st.sampled_from(["", " r", "/x"]),
-       kind=st.sampled_from(["file", "exec"]))
+@given(head=st.sampled_from(KEYWORDS) | name.filter(lambda n: not n.startswith("/")),
+       tail=st.sampled_from(["", " r", "/x"]), kind=st.sampled_from(["file", "exec"]))
 def test_fuzz_relative_names_never_become_rules(head, tail, kind):
     path = head + tail
     RELATIVE_TALLY.tried += 1

@@ -14,8 +14,12 @@ import pytest
 
 from ansible_collections.armada.apparmor.plugins.module_utils import host
 from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import escape_glob
-from ansible_collections.armada.apparmor.plugins.module_utils.answers import (AnswersError, file_path_problem,
-                                                                             to_rules, validate_answers)
+from ansible_collections.armada.apparmor.plugins.module_utils.answers import (
+    AnswersError,
+    file_path_problem,
+    to_rules,
+    validate_answers,
+)
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.file import FileRule
 
 HERE = os.path.dirname(os.path.abspath(__file__))
