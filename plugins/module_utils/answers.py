@@ -701,6 +701,8 @@ def split_label(event: Dict[str, Any], fold_children: bool = True) -> Tuple[str,
     label = event.get("profile")
     if not isinstance(label, str) or not label:
         return "", None
+    if userns_transition(event):
+        return event["execpath"], None
     parent = event.get("parent") or label.split("//", 1)[0]
     child = event.get("child")
     if child is None and "//" in label:
@@ -710,6 +712,29 @@ def split_label(event: Dict[str, Any], fold_children: bool = True) -> Tuple[str,
     if fold_children and child.startswith("null-"):
         return parent, None
     return parent, child
+
+
+def _no_rule_reason(event: Dict[str, Any]) -> str:
+    """Why an event yields no rule: the cases aa-logprof asks nothing for, else the generic reason."""
+    kind = event.get("kind")
+    mask = event.get("mask") if isinstance(event.get("mask"), dict) else {}
+    if kind == "change_profile" and event.get("info") == "label not found":
+        return "the change_profile/change_onexec target does not exist (label not found): aa-logprof writes no rule"
+    if kind == "ptrace" and not (mask.get("denied") and event.get("peer")):
+        return "ptrace record without a denied mask or peer: aa-logprof ignores it"
+    return "no AppArmor rule expresses this event (kind %s)" % kind
+
+
+def userns_transition(event: Dict[str, Any]) -> bool:
+    """An unconfined process creating a user namespace, logged with the executable's path.
+
+    The kernel audits the transition to the profile that allows it; the rule (``audit userns
+    create,``, as AppArmor's tools write it) belongs to the profile named by ``execpath``, not to
+    ``unconfined`` (docs/conformance.md, userns).
+    """
+    execpath = event.get("execpath")
+    return (event.get("kind") == "userns" and event.get("profile") == "unconfined"
+            and isinstance(execpath, str) and execpath.startswith("/"))
 
 
 def _label(parent: str, child: Optional[str]) -> str:
@@ -789,7 +814,7 @@ def _rule_for(event: Dict[str, Any], answer: Optional[Answer], deny: bool, exec_
     if rule is None:
         return None
     rule.deny = deny
-    if audit:
+    if audit or (userns_transition(event) and "AUDIT" in (event.get("modes") or ())):
         rule.audit = True
     return rule
 
@@ -925,7 +950,7 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
             stats["pending"] += 1
             continue
         if rule is None:
-            entry["ignored"].append(_ignored(ev, "no AppArmor rule expresses this event (kind %s)" % kind, ans))
+            entry["ignored"].append(_ignored(ev, _no_rule_reason(ev), ans))
             stats["ignored"] += 1
             continue
         problem = builder.add(rule, ev, hosts, ans)

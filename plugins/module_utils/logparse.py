@@ -112,7 +112,7 @@ OLD_TYPES = ("APPARMOR", "1500", "UNKNOWN[1500]")
 HEX_KEYS = frozenset((
     "name", "name2", "profile", "label", "peer", "peer_label", "peer_profile", "comm", "target", "srcname",
     "addr", "peer_addr", "exe", "execpath", "namespace", "fstype", "path", "interface", "member", "method",
-    "bus", "info", "attribute", "signal", "class", "operation",
+    "bus", "info", "attribute", "signal", "class", "operation", "tcontext",
 ))
 #: keys read as integers when they are decimal
 INT_KEYS = frozenset(("pid", "parent", "task", "magic_token", "fsuid", "ouid", "error", "lport", "fport",
@@ -125,7 +125,7 @@ KNOWN_KEYS = frozenset((
     "faddr", "fport", "saddr", "src", "daddr", "dest", "addr", "peer_addr", "peer", "peer_label",
     "peer_profile", "peer_pid", "signal", "bus", "path", "interface", "member", "method", "fstype", "flags",
     "srcname", "namespace", "attribute", "task", "magic_token", "type", "exe", "sauid", "hostname",
-    "terminal", "uid", "auid", "ses", "subj", "res", "msg", "node", "offset",
+    "terminal", "uid", "auid", "ses", "subj", "res", "msg", "node", "offset", "tcontext",
 ))
 _FILE_OPS = frozenset((
     "open", "mkdir", "rmdir", "mknod", "unlink", "link", "symlink", "rename_src", "rename_dest", "chmod",
@@ -482,8 +482,9 @@ def build_event(rec, host=None):
     if kind in ("mount", "umount", "remount", "pivot_root"):
         for key in ("fstype", "flags", "srcname"):
             _set(ev, key, f.get(key))
-    if kind in ("signal", "ptrace", "unix", "dbus") or "peer" in f:
-        peer = f.get("peer", f.get("peer_label", f.get("peer_profile")))
+    if kind in ("signal", "ptrace", "unix", "dbus") or "peer" in f or "tcontext" in f:
+        # tcontext= (io_uring override_creds) names the target label, as peer_label= does for dbus
+        peer = f.get("peer", f.get("peer_label", f.get("peer_profile", f.get("tcontext"))))
         _set(ev, "peer", peer)
     if kind == "signal":
         _set(ev, "signal", f.get("signal"))

@@ -14,9 +14,23 @@ from armada_corpus import corpus_dir
 
 from ansible_collections.armada.apparmor.plugins.module_utils import logparse
 
-#: IP protocol numbers as libapparmor prints them (getprotobynumber names)
-PROTOCOLS = {0: "ip", 1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 41: "ipv6", 47: "gre", 50: "esp", 51: "ah",
-             58: "ipv6-icmp", 132: "sctp", 136: "udplite", 255: "raw"}
+#: IP protocol numbers as libapparmor prints them: its own table (generated from the kernel's
+#: IPPROTO_* names, not /etc/protocols); any other number prints as ``unknown(N)``. Measured with
+#: python3-libapparmor 3.0.8 for every protocol number 0..1023 (docs/conformance.md).
+PROTOCOLS = {0: "ip", 1: "icmp", 2: "igmp", 4: "ipip", 6: "tcp", 8: "egp", 12: "pup", 17: "udp", 22: "idp",
+             29: "tp", 33: "dccp", 41: "ipv6", 43: "routing", 44: "fragment", 46: "rsvp", 47: "gre", 50: "esp",
+             51: "ah", 58: "icmpv6", 59: "none", 60: "dstopts", 92: "mtp", 94: "beetph", 98: "encap", 103: "pim",
+             108: "comp", 132: "sctp", 135: "mh", 136: "udplite", 137: "mpls", 143: "ethernet", 255: "raw",
+             262: "mptcp"}
+
+
+def protocol_name(proto):
+    # type: (Any) -> Any
+    """libapparmor's rendering of a ``protocol=`` value: its name, else ``unknown(N)``."""
+    if isinstance(proto, int):
+        return PROTOCOLS.get(proto, "unknown(%d)" % proto)
+    return proto
+
 
 #: what libapparmor calls our record classes
 EVENT_TYPES = {"ALLOWED": "AA_RECORD_ALLOWED", "DENIED": "AA_RECORD_DENIED", "AUDIT": "AA_RECORD_AUDIT",
@@ -54,8 +68,8 @@ def render(parsed):
     put("fsuid", ev.get("fsuid"))
     put("ouid", ev.get("ouid"))
     put("Profile", ev.get("profile"))
-    if ev["kind"] == "dbus":
-        put("Peer profile", ev.get("peer"))
+    if ev["kind"] == "dbus" or "tcontext" in f:
+        put("Peer profile", ev.get("peer"))  # libapparmor files tcontext= as the peer profile
     else:
         put("Peer", ev.get("peer"))
     if ev["kind"] == "dbus":
@@ -84,7 +98,7 @@ def render(parsed):
     put("Network family", ev.get("family"))
     put("Socket type", ev.get("sock_type"))
     proto = ev.get("protocol")
-    put("Protocol", PROTOCOLS.get(proto, proto) if isinstance(proto, int) else proto)
+    put("Protocol", protocol_name(proto))
     put("Local addr", ev.get("laddr"))
     put("Foreign addr", ev.get("faddr"))
     put("Local port", ev.get("lport"))
@@ -98,6 +112,7 @@ def render(parsed):
     put("Flags", ev.get("flags"))
     put("Src name", ev.get("srcname"))
     put("Class", ev.get("class"))
+    put("Execpath", ev.get("execpath"))
     return out
 
 

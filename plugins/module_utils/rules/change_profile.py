@@ -57,8 +57,8 @@ class ChangeProfileRule(Rule):
     @classmethod
     def from_event(cls, event: Dict[str, Any]) -> Optional["ChangeProfileRule"]:
         """``change_profile -> <target>`` for change_profile / change_onexec events with a target."""
-        if event.get("kind") != "change_profile":
-            return None
+        if event.get("kind") != "change_profile" or event.get("info") == "label not found":
+            return None  # a change to a label that does not exist: aa-logprof asks nothing
         target = event.get("target") or event.get("name")
         if not target:
             return None

@@ -202,7 +202,10 @@ class FileRule(Rule):
             mode = exec_event_mode(event)
             return cls(pattern, frozenset("mr"), mode, event.get("exec_target"), owner=owner)
         mask = event.get("mask") or {}
-        text = mask.get("requested") or mask.get("denied") or ""
+        # aa-logprof writes what was denied (an old-format record requests "mrwIxl" while only "l"
+        # was refused); only an allowed-but-audited record, with no denied mask, falls back to the
+        # requested one.
+        text = mask.get("denied") or mask.get("requested") or ""
         if not mask.get("denied") and "::" not in text:
             # An allowed-but-audited access (no denied mask): AppArmor's tools write it without
             # "owner" even when fsuid == ouid (corpus testcase36); follow them.

@@ -59,7 +59,7 @@ class IoUringRule(Rule):
 
     @classmethod
     def from_event(cls, event: Dict[str, Any]) -> Optional["IoUringRule"]:
-        """``io_uring <denied>`` (+ ``label=<target>`` for override_creds)."""
+        """``io_uring <denied>`` (+ ``label=<tcontext>``, or ``<target>`` for override_creds)."""
         if event.get("kind") != "io_uring":
             return None
         req, den, _has = event_mask_words(event)
@@ -74,8 +74,9 @@ class IoUringRule(Rule):
             return None
         if access is None:
             return None
-        target = event.get("target")
-        label = escape_literal(str(target)) if target and "override_creds" in access else None
+        # the label the record names: tcontext= (read as the peer), else target= of override_creds
+        target = event.get("peer") or (event.get("target") if "override_creds" in access else None)
+        label = escape_literal(str(target)) if target else None
         return cls(access, label)
 
     def render_body(self, abi: str = "4.0") -> str:

@@ -59,14 +59,14 @@ class PtraceRule(Rule):
 
     @classmethod
     def from_event(cls, event: Dict[str, Any]) -> Optional["PtraceRule"]:
-        """``ptrace <mask> peer=<peer>``; None when the record names neither access nor peer
-        (the corpus' ptrace_garbage case: ``target=""`` yields no rule)."""
+        """``ptrace <denied> peer=<peer>``; None, as in aa-logprof (logparser: "ignored garbage ptrace
+        event"), when the record has no peer or no denied mask."""
         if event.get("kind") != "ptrace":
             return None
-        req, den, _has = event_mask_words(event)
-        words = den or req
+        _req, den, _has = event_mask_words(event)
+        words = den
         peer = event.get("peer")
-        if not words and not peer:
+        if not words or not peer:
             return None
         try:
             access = parse_access("(%s)" % " ".join(words), PTRACE_ALIASES, PTRACE_ACCESS) if words else None

@@ -1,0 +1,3 @@
+/usr/bin/own-a {
+  capability net_admin,
+}

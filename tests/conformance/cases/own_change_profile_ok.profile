@@ -1,0 +1,3 @@
+/usr/bin/own-a {
+  change_profile -> own-target,
+}

@@ -1,0 +1,3 @@
+/usr/bin/own-a {
+  dbus bind bus=session name=org.own.Svc,
+}

@@ -1,0 +1,3 @@
+/usr/bin/own-a {
+  # exec /usr/bin/helper -> 
+}

@@ -1,0 +1,3 @@
+/usr/bin/own-a {
+  /run/own/sock w,
+}

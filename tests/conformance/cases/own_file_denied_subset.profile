@@ -1,0 +1,3 @@
+/usr/bin/own-a {
+  owner /srv/data/x.db w,
+}

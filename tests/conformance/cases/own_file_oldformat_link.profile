@@ -1,0 +1,3 @@
+/usr/bin/own-b {
+  owner /tmp/own/link l,
+}

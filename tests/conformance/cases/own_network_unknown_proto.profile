@@ -1,0 +1,3 @@
+/usr/bin/own-a {
+  network inet6 dgram,
+}

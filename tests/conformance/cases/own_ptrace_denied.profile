@@ -1,0 +1,3 @@
+/usr/bin/own-a {
+  ptrace trace peer=/usr/bin/own-b,
+}
