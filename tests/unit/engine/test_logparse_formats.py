@@ -347,7 +347,7 @@ def test_fields_of_each_kind():
     assert evs["change_profile"]["target"] == "/p//x"
     assert evs["change_hat"]["target"] == "/p//HAT"
     assert evs["userns"]["mask"]["requested"] == "userns_create"
-    assert evs["io_uring"]["extra"] == {"tcontext": "/q"}
+    assert evs["io_uring"]["peer"] == "/q" and "extra" not in evs["io_uring"]  # tcontext= is the target label
     q = evs["mqueue"]
     assert q["path"] == "/queue" and q["class"] == "posix_mqueue" and q["mask"] == {"requested": "read create",
                                                                                    "denied": "read"}
