@@ -113,7 +113,8 @@ def render_profile(line):
                         mode.remove("a")
                     rules.append(FileRule(path, mode, None, FileRule.ALL, owner=owner, log_event=True))
             rules += [CapabilityRule(cap, log_event=True) for cap in log["capability"]]
-            rules += [ChangeProfileRule(None, ChangeProfileRule.ALL, cp, log_event=True) for cp in log["change_profile"]]
+            rules += [ChangeProfileRule(None, ChangeProfileRule.ALL, cp, log_event=True)
+                      for cp in log["change_profile"]]
             dbus = log["dbus"]
             for access in dbus:
                 for bus in dbus[access]:
@@ -155,7 +156,10 @@ def main(check):
         for suffix, text in ((".out", render_out(name, line)), (".profile", render_profile(line))):
             target = path[:-3] + suffix
             if check:
-                old = open(target, encoding="utf-8").read() if os.path.exists(target) else None
+                old = None
+                if os.path.exists(target):
+                    with open(target, encoding="utf-8") as fh:
+                        old = fh.read()
                 if old != text:
                     stale.append(os.path.basename(target))
             else:
