@@ -39,7 +39,8 @@ DECISION_KEYS = ("profile", "match", "answer", "glob", "owner", "audit", "exec_m
                  "include", "comment")
 # Informational keys written by pending_answers; accepted (and ignored) so that a reviewed pending
 # block pastes back into inventory unchanged.
-INFO_KEYS = ("suggestions", "hosts", "counts", "count", "id", "reason", "first_seen", "last_seen")
+INFO_KEYS = ("suggestions", "hosts", "counts", "count", "id", "reason", "first_seen", "last_seen", "rule", "logged",
+             "comm")
 ANSWER_KEYS = DECISION_KEYS + INFO_KEYS
 
 EVENT_KINDS = ("file", "exec", "capability", "network", "unix", "signal", "ptrace", "dbus", "mount",
@@ -905,6 +906,12 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
                               "message": "an allow and a deny answer both match; deny wins"})
             stats["conflicts"] += 1
         verdict = ans.answer if ans is not None else None
+        if verdict in (None, "pending"):
+            by_exec = exec_answer_for_self_read(parsed, ev, label, variables)
+            if by_exec is not None:
+                entry["ignored"].append(_ignored(ev, SELF_READ_REASON % (by_exec.index, ev.get("path")), by_exec))
+                stats["ignored"] += 1
+                continue
         if verdict == "ignore":
             entry["ignored"].append(_ignored(ev, "answer #%d says ignore" % ans.index, ans))
             stats["ignored"] += 1
@@ -971,6 +978,48 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
         for cname, centry in entry["children"].items():
             centry["hosts"] = sorted(label_hosts.get(_label(name, cname), ()))
     return {"abi": abi, "profiles": profiles, "conflicts": conflicts, "errors": errors, "stats": stats}
+
+
+# ---- an exec answer covers the executed binary's own read (docs/answers.md, "Pending answers") -------
+
+# Permissions a program needs on its own binary to be executed: read and map it.
+SELF_READ_PERMS = frozenset("rm")
+SELF_READ_REASON = ("covered by the exec answer #%d for %s: ix writes mr with the exec, a transition runs the "
+                    "program under its own profile")
+
+
+def exec_self_read(event: Mapping) -> Optional[str]:
+    """The program X when ``event`` is X reading/mapping its own binary right after an exec without a rule.
+
+    In complain mode such a child runs as ``PARENT//null-X`` and its ``r``/``m`` of X is logged besides the
+    exec of X (aa-logprof never asks about it: the exec answer covers it). Only that exact shape counts:
+    a file event on path X, label ending in ``//null-X``, permissions within ``r m``.
+    """
+    path, label = event.get("path"), event.get("profile")
+    if event.get("kind") != "file" or not isinstance(path, str) or not path.startswith("/"):
+        return None
+    if not isinstance(label, str) or not label.endswith("//null-" + path):
+        return None
+    mask = event.get("mask") or {}
+    words = set(_mask_words("file", str(mask.get("requested") or mask.get("denied") or "")))
+    return path if words and words <= SELF_READ_PERMS else None
+
+
+def exec_answer_for_self_read(answers: List[Answer], event: Dict[str, Any], label: str,
+                              variables: Optional[Dict[str, List[str]]] = None) -> Optional[Answer]:
+    """The allow/deny/ignore answer of the exec of X that covers X's own read (see exec_self_read), or None.
+
+    The exec is probed as the parent logged it (label without ``//null-X``), written to the same profile
+    ``label``: what the reviewer answered for the exec question decides its read too.
+    """
+    program = exec_self_read(event)
+    if program is None:
+        return None
+    probe = dict(event, kind="exec", mask={"requested": "x", "denied": "x"},
+                 profile=event["profile"][:-len("//null-" + program)])
+    probe.pop("child", None)
+    found = decide(answers, probe, label, variables).answer
+    return found if found is not None and found.answer in ("allow", "deny", "ignore") else None
 
 
 def _ignored(event: Dict[str, Any], reason: str, answer: Optional[Answer]) -> Dict[str, Any]:

@@ -1,9 +1,10 @@
-"""Suggestions for pending events, and the pending answers YAML block (docs/answers.md).
+"""Suggestions for pending events, and the pending questions (docs/answers.md, "Pending answers").
 
 aa-logprof offers, for each question, globs of the path and the abstractions that would cover it.
-Here the same suggestions are written next to each pending event in a ready-to-edit YAML block in the
-answers schema, so the review happens in a text editor / pull request and the reviewed block pastes
-back into inventory as is (the informational keys are part of the schema).
+Here the same suggestions are written next to each question - one per profile and access, the masks
+united - as an answer in the answers schema, so the review happens in a text editor / pull request and
+the reviewed block pastes back into inventory as is (the informational keys are part of the schema).
+The YAML text itself (PyYAML, ``!unsafe`` tags) is written by the pending_answers filter on the controller.
 
 Two rules keep suggestions safe:
 - globs never go above the event's grandparent directory (``/a/b/c`` gives at most ``/a/**``) and never
@@ -257,18 +258,93 @@ class AbstractionIndex:
 
 
 # ---------------------------------------------------------------------------------------------
-# The pending block
+# The pending questions: one per profile and access, masks united (the YAML text is the filter's job)
 # ---------------------------------------------------------------------------------------------
 
-def pending_entry(event: Dict[str, Any], label: str, abstractions: Optional[AbstractionIndex] = None) -> Dict[str, Any]:
-    """One answer (``answer: pending``) for a pending event, with suggestions, hosts and counts."""
+# File permission letters in the order AppArmor's tools print them; others follow, sorted.
+_FILE_MASK_ORDER = "rwacdlkmx"
+# Informational keys taken from the events, bounded so one noisy access cannot blow up the file.
+MAX_COMMS = 8
+MAX_IDS = 32
+
+
+def _mask_text(event: Dict[str, Any]) -> str:
+    mask = event.get("mask")
+    mask = mask if isinstance(mask, dict) else {}
+    return str(mask.get("requested") or mask.get("denied") or "")
+
+
+def union_mask(kind: str, masks: List[str]) -> str:
+    """The union of requested masks, as one match value: ``wc`` + ``c`` + ``r`` -> ``rwc``; words for other kinds
+    (``send`` + ``receive`` -> ``send receive``). An answer's mask matches every event whose mask is a subset."""
+    if kind in ("file", "exec"):
+        letters = set(c for m in masks for c in m if not c.isspace())
+        return "".join(sorted(letters, key=lambda c: (_FILE_MASK_ORDER.index(c) if c in _FILE_MASK_ORDER
+                                                      else len(_FILE_MASK_ORDER), c)))
+    words = []  # type: List[str]
+    for m in masks:
+        for w in m.replace(",", " ").split():
+            if w not in words:
+                words.append(w)
+    return " ".join(words)
+
+
+def _question_key(event: Dict[str, Any], label: str) -> Tuple[Any, ...]:
+    """Events that are one question: same profile label, kind and identity fields, any mask (aa-logprof asks
+    once per path with the union of permissions). Old ``OWNER::OTHER`` file masks stay apart (no union)."""
+    kind = event.get("kind") or "other"
+    key = [label, kind]  # type: List[Any]
+    for field in MATCH_FIELDS_BY_KIND.get(kind, ()):
+        if field == "mask":
+            text = _mask_text(event)
+            key.append(text if "::" in text else None)
+            continue
+        value = event.get(field)
+        key.append(json.dumps(value, sort_keys=True, default=str))
+    if kind == "capability" and event.get("capname") is None:
+        key.append(event.get("capability"))
+    return tuple(key)
+
+
+def _united_event(events: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """One event standing for a question: the first event with the union of masks and owner."""
+    first = events[0]
+    kind = first.get("kind") or "other"
+    united = dict(first)
+    masks = [_mask_text(e) for e in events if _mask_text(e)]
+    if masks:
+        text = masks[0] if "::" in masks[0] else union_mask(kind, masks)
+        denied = [str((e.get("mask") or {}).get("denied") or "") for e in events]
+        united["mask"] = {"requested": text, "denied": text if any(denied) else ""}
+    if "owner" in first:
+        united["owner"] = all(bool(e.get("owner")) for e in events)
+    return united
+
+
+def _hosts_of(event: Dict[str, Any]) -> Dict[str, int]:
+    hosts = event.get("hosts")
+    if isinstance(hosts, dict):
+        return dict((str(h), int(c)) for h, c in hosts.items())
+    if event.get("host"):
+        return {str(event["host"]): int(event.get("count") or 1)}
+    return {}
+
+
+def pending_entry(event: Dict[str, Any], label: str, abstractions: Optional[AbstractionIndex] = None,
+                  covered: Optional[List[Dict[str, Any]]] = None, abi: str = "3.0") -> Dict[str, Any]:
+    """One question (``answer: pending``) for the events of one access, with suggestions and what was seen.
+
+    ``event`` is one event or the united event of several (:func:`pending_list`); ``covered`` are the events
+    the question stands for (every mask, the program's own read under an exec). The profile is
+    written glob-escaped: a label such as ``tracked//*`` must match only itself once answered.
+    """
+    events = list(covered) if covered else [event]
     kind = event.get("kind") or "other"
     match = {"kind": kind}  # type: Dict[str, Any]
     for field in MATCH_FIELDS_BY_KIND.get(kind, ()):
         value = event.get(field)
         if field == "mask":
-            mask = value if isinstance(value, dict) else {}
-            value = mask.get("requested") or mask.get("denied")
+            value = _mask_text(event) or None
         if value is None or value == "" or value == []:
             continue
         if field == "operations" and isinstance(value, list):
@@ -278,10 +354,28 @@ def pending_entry(event: Dict[str, Any], label: str, abstractions: Optional[Abst
         match[field] = value
     if kind == "capability" and "capname" not in match and event.get("capability") is not None:
         match["capability"] = event.get("capability")
-    entry = {"profile": label if not _has_glob(label) else label, "match": match,
-             "answer": "pending"}  # type: Dict[str, Any]
+    entry = {"profile": escape_literal(label), "match": match, "answer": "pending"}  # type: Dict[str, Any]
     if kind == "file" and "owner" in event:
         entry["owner"] = bool(event["owner"])
+    rule = would_write(events, entry, abi)
+    if rule:
+        entry["rule"] = rule
+    modes = sorted(set(str(m) for e in events for m in (e.get("modes") or [])))
+    if modes:
+        entry["logged"] = modes
+    comms = []  # type: List[str]
+    for e in events:
+        for c in e.get("comms") or []:
+            if str(c) not in comms and len(comms) < MAX_COMMS:
+                comms.append(str(c))
+    if comms:
+        entry["comm"] = comms
+    firsts = [e["first_seen"] for e in events if isinstance(e.get("first_seen"), (int, float))]
+    lasts = [e["last_seen"] for e in events if isinstance(e.get("last_seen"), (int, float))]
+    if firsts:
+        entry["first_seen"] = min(firsts)
+    if lasts:
+        entry["last_seen"] = max(lasts)
     suggestions = {}  # type: Dict[str, Any]
     path = event.get("path")
     if kind in ("file", "exec") and isinstance(path, str):
@@ -296,159 +390,84 @@ def pending_entry(event: Dict[str, Any], label: str, abstractions: Optional[Abst
         suggestions["exec_modes"] = exec_mode_suggestions(path or "")
     if suggestions:
         entry["suggestions"] = suggestions
-    hosts = event.get("hosts")
-    if isinstance(hosts, dict):
-        entry["hosts"] = sorted(str(h) for h in hosts)
-        entry["counts"] = dict((str(h), int(c)) for h, c in sorted(hosts.items()))
-    elif event.get("host"):
-        entry["hosts"] = [str(event["host"])]
-        entry["counts"] = {str(event["host"]): int(event.get("count") or 1)}
-    if event.get("reason"):
-        entry["reason"] = event["reason"]
-    if event.get("id"):
-        entry["id"] = event["id"]
+    hosts = {}  # type: Dict[str, int]
+    for e in events:
+        for h, c in _hosts_of(e).items():
+            hosts[h] = hosts.get(h, 0) + c
+    if hosts:
+        entry["hosts"] = sorted(hosts)
+        entry["counts"] = dict(sorted(hosts.items()))
+    reasons = []  # type: List[str]
+    for e in events:
+        if e.get("reason") and str(e["reason"]) not in reasons:
+            reasons.append(str(e["reason"]))
+    if reasons:
+        entry["reason"] = "; ".join(reasons)
+    ids = [str(e["id"]) for e in events if e.get("id")][:MAX_IDS]
+    if ids:
+        entry["id"] = ids[0] if len(ids) == 1 else ids
     return entry
 
 
-def _has_glob(text: str) -> bool:
-    return any(c in text for c in "*?[{")
+def would_write(events: List[Dict[str, Any]], entry: Dict[str, Any], abi: str = "3.0") -> Optional[str]:
+    """The rule text(s) ``entry`` writes for its events once answered ``allow`` as is (exec: ``exec_mode: ix``,
+    the first suggestion) - computed by to_rules itself, so the informational ``rule:`` cannot drift."""
+    from ansible_collections.armada.apparmor.plugins.module_utils import answers as answers_mod
+    answer = {"profile": entry["profile"], "match": entry["match"], "answer": "allow"}  # type: Dict[str, Any]
+    if "owner" in entry:
+        answer["owner"] = entry["owner"]
+    if entry["match"].get("kind") == "exec":
+        answer["exec_mode"] = "ix"
+    try:
+        result = answers_mod.to_rules(events, [answer], abi=abi, fold_children="//null-" not in entry["profile"])
+    except ValueError:
+        return None
+    texts = []  # type: List[str]
+    for prof in result["profiles"].values():
+        for part in [prof] + list(prof.get("children", {}).values()):
+            texts.extend(r["text"] for r in part["rules"] if r["text"] not in texts)
+    return " ".join(texts) or None
 
 
 def pending_list(result: Dict[str, Any], abstractions: Optional[AbstractionIndex] = None) -> List[Dict[str, Any]]:
-    """Every pending event of a to_rules result as answer entries, ordered by profile then event."""
+    """The pending events of a to_rules result as questions, grouped by profile (docs/answers.md).
+
+    One question per profile label and access with the union of the requested masks (``agent.conf wc``,
+    ``c`` and ``r`` are one question), and a program's own read under its exec (``/usr/bin/tar r`` by
+    ``P//null-/usr/bin/tar``) joins the exec question of that program: the exec answer covers it
+    (answers.exec_self_read).
+    """
+    from ansible_collections.armada.apparmor.plugins.module_utils.answers import exec_self_read
     if not isinstance(result, dict) or not isinstance(result.get("profiles"), dict):
         raise ValueError("pending_answers expects the result of to_rules (a mapping with 'profiles')")
+    abi = str(result.get("abi") or "3.0")
     out = []
     for name in sorted(result["profiles"]):
         entry = result["profiles"][name]
         children = entry.get("children") or {}
-        groups = [(name, entry)] + [(name + "//" + c, children[c]) for c in sorted(children)]
-        for label, ent in groups:
-            for ev in ent.get("pending") or []:
-                out.append(pending_entry(ev, ev.get("label") or label, abstractions))
+        parts = [(name, entry)] + [(name + "//" + c, children[c]) for c in sorted(children)]
+        groups = {}  # type: Dict[Tuple[Any, ...], List[Dict[str, Any]]]
+        order = []  # type: List[Tuple[Any, ...]]
+        for default_label, part in parts:
+            for ev in part.get("pending") or []:
+                label = ev.get("label") or default_label
+                key = _question_key(ev, label)
+                if key not in groups:
+                    groups[key] = []
+                    order.append(key)
+                groups[key].append(ev)
+        for key in list(order):
+            evs = groups[key]
+            program = exec_self_read(evs[0])
+            if program is None or any(exec_self_read(e) != program for e in evs):
+                continue
+            exec_key = _question_key({"kind": "exec", "path": program}, key[0])
+            if exec_key in groups:
+                groups[exec_key].extend(evs)
+                order.remove(key)
+        for key in order:
+            evs = groups[key]
+            main = [e for e in evs if e.get("kind") == key[1]]
+            others = [e for e in evs if e.get("kind") != key[1]]
+            out.append(pending_entry(_united_event(main), key[0], abstractions, covered=main + others, abi=abi))
     return out
-
-
-HEADER = """\
-# Pending AppArmor answers (armada.apparmor.pending_answers).
-# Review each entry: set `answer:` to allow, deny or ignore (or leave it pending), optionally set
-# `glob:` to one of suggestions.globs, `include:` to one of suggestions.includes, `exec_mode:` for
-# exec events, `owner:`/`audit:`. The suggestions, hosts, counts, reason and id keys are informational
-# and may stay: paste the reviewed block into group_vars/host_vars as is (docs/answers.md).
-"""
-
-
-def pending_yaml(result: Dict[str, Any], var_name: Optional[str] = "apparmor_answers_pending",
-                 abstractions: Optional[AbstractionIndex] = None, header: bool = True) -> str:
-    """The pending block as YAML text; ``var_name=None`` gives a bare list."""
-    entries = pending_list(result, abstractions)
-    lines = [HEADER.rstrip("\n")] if header else []
-    if var_name:
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*\Z", var_name):
-            raise ValueError("var_name %r is not a valid Ansible variable name" % var_name)
-        if not entries:
-            lines.append("%s: []" % var_name)
-            return "\n".join(lines) + "\n"
-        lines.append("%s:" % var_name)
-        indent = "  "
-    else:
-        if not entries:
-            lines.append("[]")
-            return "\n".join(lines) + "\n"
-        indent = ""
-    for e in entries:
-        lines.extend(_emit_item(e, indent))
-    return "\n".join(lines) + "\n"
-
-
-# ---- a small YAML emitter: block mappings, flow lists of scalars, double-quoted strings ----------
-
-def yaml_scalar(value: Any) -> str:
-    """A YAML 1.1/1.2 scalar that reads back as exactly ``value`` (strings always double-quoted)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    text = str(value)
-    out = ['"']
-    for c in text:
-        o = ord(c)
-        if c == '"':
-            out.append('\\"')
-        elif c == "\\":
-            out.append("\\\\")
-        elif c == "\n":
-            out.append("\\n")
-        elif c == "\t":
-            out.append("\\t")
-        elif o < 0x20 or 0x7F <= o <= 0x9F or 0xD800 <= o <= 0xDFFF or o in (0x2028, 0x2029, 0xFEFF, 0x85):
-            out.append("\\x%02x" % o if o < 0x100 else "\\u%04x" % o)
-        elif o > 0xFFFF and not c.isprintable():
-            out.append("\\U%08x" % o)
-        elif not c.isprintable() and o > 0x7F:
-            out.append("\\u%04x" % o)
-        else:
-            out.append(c)
-    out.append('"')
-    return "".join(out)
-
-
-def _emit_value(key: str, value: Any, indent: str) -> List[str]:
-    if isinstance(value, dict):
-        if not value:
-            return ["%s%s: {}" % (indent, key)]
-        if all(not isinstance(v, (dict, list)) for v in value.values()):
-            return ["%s%s: {%s}" % (indent, key, ", ".join("%s: %s" % (_yaml_key(k), yaml_scalar(v))
-                                                            for k, v in value.items()))]
-        lines = ["%s%s:" % (indent, key)]
-        for k, v in value.items():
-            lines.extend(_emit_value(_yaml_key(k), v, indent + "  "))
-        return lines
-    if isinstance(value, list):
-        if not value:
-            return ["%s%s: []" % (indent, key)]
-        if all(not isinstance(v, (dict, list)) for v in value):
-            return ["%s%s: [%s]" % (indent, key, ", ".join(yaml_scalar(v) for v in value))]
-        lines = ["%s%s:" % (indent, key)]
-        for v in value:
-            lines.extend(_emit_item(v, indent + "  "))
-        return lines
-    comment = "  # allow | deny | ignore | pending" if key == "answer" else ""
-    return ["%s%s: %s%s" % (indent, key, yaml_scalar(value) if key != "answer" else value, comment)]
-
-
-_PLAIN_KEYS = frozenset(("profile", "match", "answer", "glob", "owner", "audit", "exec_mode", "exec_target", "include",
-                         "comment", "suggestions", "hosts", "counts", "count", "id", "reason", "first_seen",
-                         "last_seen", "globs", "includes", "exec_modes") + tuple(
-    f for fields in MATCH_FIELDS_BY_KIND.values() for f in fields) + ("kind", "capability"))
-
-
-def _yaml_key(key: Any) -> str:
-    """Schema keys plain; anything else (host names: ``yes``, ``null``, ``1.0``...) double-quoted."""
-    text = str(key)
-    return text if text in _PLAIN_KEYS else yaml_scalar(text)
-
-
-def _emit_item(item: Any, indent: str) -> List[str]:
-    if not isinstance(item, dict):
-        return ["%s- %s" % (indent, yaml_scalar(item))]
-    lines = []  # type: List[str]
-    first = True
-    for k, v in item.items():
-        sub = _emit_value(_yaml_key(k), v, indent + "  ")
-        if first:
-            sub[0] = indent + "- " + sub[0][len(indent) + 2:]
-            first = False
-        lines.extend(sub)
-    if first:
-        lines.append(indent + "- {}")
-    return lines
-
-
-def to_json(value: Any) -> str:
-    """Stable JSON of a pending list (for callers that prefer data over YAML text)."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)

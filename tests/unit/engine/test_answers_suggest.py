@@ -105,29 +105,12 @@ def test_pending_children_use_the_full_label_and_exec_gets_modes():
     assert items[0]["hosts"] == ["web1"]
 
 
-def test_yaml_scalar_escapes_everything_that_could_break_the_block():
-    text = suggest.yaml_scalar('a"b\\c\nd\x00e\u2028f#g: h')
-    assert "\n" not in text
-    assert text.startswith('"') and text.endswith('"')
-    assert '\\"' in text and "\\\\" in text and "\\n" in text and "\\x00" in text and "\\u2028" in text
-
-
-def test_yaml_block_shape():
-    text = suggest.pending_yaml(result_with([FILE_EVENT]))
-    lines = text.splitlines()
-    assert lines[0].startswith("#")
-    assert "apparmor_answers_pending:" in lines
-    assert '  - profile: "/usr/sbin/nginx"' in lines
-    assert "    answer: pending  # allow | deny | ignore | pending" in lines
-    empty = suggest.pending_yaml(result_with([]), header=False)
-    assert empty == "apparmor_answers_pending: []\n"
+def test_pending_list_rejects_what_is_not_a_result():
     with pytest.raises(ValueError):
-        suggest.pending_yaml(result_with([]), var_name="bad name")
+        suggest.pending_list({"events": []})
 
 
-def test_pending_yaml_rejects_what_is_not_a_result():
-    with pytest.raises(ValueError):
-        suggest.pending_yaml({"events": []})
+# The YAML text (PyYAML, !unsafe tags) is the filter's: tests/unit/plugins/test_pending_file.py.
 
 
 # ---- abstractions that already cover an event ------------------------------------------------------

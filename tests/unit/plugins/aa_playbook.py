@@ -83,3 +83,30 @@ def run_tasks(tmp_path, tasks, check=False, diff=False, name="play"):
         results = json.load(handle)
     os.unlink(out_file)
     return [results[n] for n in names]
+
+
+def load_like_inventory(tmp_path, text, name="apparmor_answers_pending.yml"):
+    """Read YAML ``text`` the way Ansible reads a group_vars file (its own loader, trusted as templates
+    unless tagged ``!unsafe``); returns the data."""
+    from ansible.parsing.dataloader import DataLoader
+    path = os.path.join(str(tmp_path), name)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return DataLoader().load_from_file(path, cache="none", trusted_as_template=True)
+
+
+def templatable_strings(data, path="$"):
+    """(where, value) of every string in ``data`` (keys too) that Ansible would template."""
+    from ansible.template import is_trusted_as_template
+    out = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if isinstance(k, str) and is_trusted_as_template(k):
+                out.append((path + " key", k))
+            out.extend(templatable_strings(v, "%s.%s" % (path, k)))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out.extend(templatable_strings(v, "%s[%d]" % (path, i)))
+    elif isinstance(data, str) and is_trusted_as_template(data):
+        out.append((path, data))
+    return out
