@@ -401,7 +401,7 @@ def profile_matches(pattern: str, label: str, variables: Optional[Dict[str, List
     """
     if pattern in ("*", "**"):
         return True
-    if pattern == label:
+    if pattern == label or pattern == literal_pattern(label):  # the escaped label pending_answers writes
         return True
     return _is_glob(pattern) and aaglob.matches(pattern, label, variables=variables)
 

@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
 
 from ansible_collections.armada.apparmor.plugins.module_utils.answers import merge_events, to_rules  # noqa: E402
 from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader  # noqa: E402
-from ansible_collections.armada.apparmor.plugins.module_utils.suggest import pending_yaml  # noqa: E402
+from ansible_collections.armada.apparmor.plugins.filter.pending_answers import pending_answers_filter  # noqa: E402
 
 
 def base_events(lines, distinct, profiles, seed):
@@ -131,7 +131,7 @@ def main():
         merged, t_merge = timed(lambda ph=per_host: merge_events(ph), args.repeat)
         res, t_rules = timed(lambda m=merged: to_rules(m, answers, min_hosts=2), args.repeat)
         res_allow, t_allow = timed(lambda m=merged: to_rules(m, [], default="allow"), args.repeat)
-        yaml_text, t_pending = timed(lambda r=res: pending_yaml(r, abstractions=None), args.repeat)
+        yaml_text, t_pending = timed(lambda r=res: pending_answers_filter(r, abstractions_dir=''), args.repeat)
         s, sa = res["stats"], res_allow["stats"]
         rules = sum(len(e["rules"]) + len(e["deny"]) + sum(len(c["rules"]) + len(c["deny"])
                                                            for c in e["children"].values())

@@ -96,9 +96,14 @@ def test_no_raw_text_without_raw_samples_and_pending_file_is_minimal(tmp_path):
     entries = r[3]["ansible_facts"]["pending_entries"]
     assert _found(text) == set() and _found(entries) == set(), "user data in the pending file"
     assert "raw_sample" not in text and "811" not in text, "pids or raw lines in the pending file"
-    allowed = {"profile", "match", "answer", "owner", "suggestions", "hosts", "counts", "reason", "id"}
+    # issue 14 added, deliberately, what a reviewer needs to judge a question: the rule an allow writes, DENIED
+    # or ALLOWED, first/last seen and the program: the AVC's own comm= (the task name of the process, what
+    # aa-logprof shows too) - never the SYSCALL record's comm/exe or the command line (docs/security.md).
+    allowed = {"profile", "match", "answer", "owner", "suggestions", "hosts", "counts", "reason", "id", "rule",
+               "logged", "comm", "first_seen", "last_seen"}
     assert len(entries) == 3
     for entry in entries:
         assert set(entry) <= allowed, set(entry) - allowed
         assert entry["answer"] == "pending" and entry["hosts"] == ["web1"]
         assert "comms" not in entry["match"] and "pids" not in entry["match"]
+    assert sorted(str(e.get("comm")) for e in entries) == ["None", "['x']", "['x']"]  # the USER_AVC has no comm=
