@@ -111,7 +111,7 @@ class _FlowList(list):
     """A short list written on one line."""
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml's emitter when PyYAML has it
     """Block style, no anchors (shared values are written out), no folding of long paths."""
 
     def ignore_aliases(self, data):
