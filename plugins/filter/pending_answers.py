@@ -10,7 +10,7 @@ import re
 import yaml
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.armada.apparmor.plugins.module_utils import answers, suggest
+from ansible_collections.armada.apparmor.plugins.module_utils import suggest
 
 DOCUMENTATION = r"""
 name: pending_answers
@@ -200,8 +200,8 @@ def pending_text(entries, var_name="apparmor_answers_pending", header=True):
         if _has_surrogate(entry):
             lines.extend(indent + "# " + line for line in _unwritable(entry))
             continue
-        text = yaml.dump([_Unsafe(_plain(entry))], Dumper=_Dumper, default_flow_style=False, sort_keys=False, width=100000,
-                         allow_unicode=False)
+        text = yaml.dump([_Unsafe(_plain(entry))], Dumper=_Dumper, default_flow_style=False, sort_keys=False,
+                         width=100000, allow_unicode=False)
         for line in text.splitlines():
             if re.match(r"^  answer: pending$", line):
                 line += "  # allow | deny | ignore | pending"

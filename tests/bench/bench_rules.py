@@ -29,9 +29,9 @@ SHARED = os.environ.get("ARMADA_SHARED") or os.path.join(os.path.dirname(ROOT), 
 GEN = os.path.join(SHARED, "bench", "make_auditlog.py")
 sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
 
+from ansible_collections.armada.apparmor.plugins.filter.pending_answers import pending_answers_filter  # noqa: E402
 from ansible_collections.armada.apparmor.plugins.module_utils.answers import merge_events, to_rules  # noqa: E402
 from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader  # noqa: E402
-from ansible_collections.armada.apparmor.plugins.filter.pending_answers import pending_answers_filter  # noqa: E402
 
 
 def base_events(lines, distinct, profiles, seed):

@@ -12,12 +12,12 @@ import sys
 
 import pytest
 import yaml
+from aa_playbook import load_like_inventory, templatable_strings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.armada.apparmor.plugins.module_utils import answers as engine
 from ansible_collections.armada.apparmor.plugins.module_utils import suggest
-from aa_playbook import load_like_inventory, templatable_strings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 COLL_ROOT = os.path.join(ROOT, "build", "collections")

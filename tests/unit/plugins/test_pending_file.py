@@ -245,8 +245,8 @@ def fixture_questions(tmp_path):
     r = run_tasks(tmp_path, [
         {"armada.apparmor.denials": {"sources": [os.path.join(FIXTURES, "round1.audit.log")], "host": "lab1",
                                      "apparmor_d": tree}},
-        {"ansible.builtin.set_fact": {"qs": "{{ r0.events | armada.apparmor.to_rules([]) "
-                                            "| armada.apparmor.pending_answers(abstractions_dir='', format='list') }}"}},
+        {"ansible.builtin.set_fact": {"qs": "{{ r0.events | armada.apparmor.to_rules([]) | armada.apparmor"
+                                            ".pending_answers(abstractions_dir='', format='list') }}"}},
     ], name="fixture")
     assert not r[0].get("failed"), r[0].get("msg")
     return r[0]["events"], r[1]["ansible_facts"]["qs"]
