@@ -179,6 +179,12 @@ def test_step1_learn_in_complain_mode_until_converged(journey):
     assert os.listdir(os.path.join(j.work, "profiles")) == [os.path.basename(PROFILE_FILE)]
 
 
+def ansible_yaml(text):
+    """YAML read as Ansible reads inventory (the pending file's entries are !unsafe mappings)."""
+    from ansible.parsing.dataloader import DataLoader
+    return DataLoader().load(text)
+
+
 @step("2")
 def test_step2_pending_answer_then_idempotent_update(journey):
     j = journey
@@ -187,7 +193,8 @@ def test_step2_pending_answer_then_idempotent_update(journey):
         j.must(h, "%s --once --read-extra %s" % (PROGRAM, EXTRA))
     out = j.play("profile_fleet", update)
     with open(os.path.join(j.work, "apparmor-pending.yml")) as fh:
-        pending = yaml.safe_load(fh)["apparmor_answers_pending"]
+        pending_text = fh.read()
+    pending = ansible_yaml(pending_text)["apparmor_answers_pending"]  # !unsafe entries: Ansible's loader
     assert [p["match"]["path"] for p in pending] == [EXTRA], pending
     assert pending[0]["answer"] == "pending" and sorted(pending[0]["hosts"]) == j.hosts
     for h in j.hosts:
@@ -196,10 +203,10 @@ def test_step2_pending_answer_then_idempotent_update(journey):
     counts = task_results(out, "Allowed / denied / pending per profile")
     assert "pending=1" in list(counts.values())[0]["msg"][PROGRAM]
 
-    # answer it (the reviewed pending block, pasted back into inventory)
-    pending[0]["answer"] = "allow"
+    # answer it (the reviewed pending block, edited as text and pasted back into inventory as is)
+    assert pending_text.count("answer: pending  #") == 1
     with open(os.path.join(j.inv, "group_vars", "all", "apparmor_answers_pending.yml"), "w") as fh:
-        yaml.safe_dump({"apparmor_answers_pending": pending}, fh)
+        fh.write(pending_text.replace("answer: pending  #", "answer: allow  #"))
     out = j.play("profile_fleet", update)
     rules = task_results(out, "Write the rules into the profiles (snapshot first)")
     assert sorted(rules) == j.hosts and all(r["changed"] for r in rules.values()), rules
@@ -208,7 +215,7 @@ def test_step2_pending_answer_then_idempotent_update(journey):
         rec = j.record(h)
         assert rec["pending"] == 0 and rec["converged"] is False, rec  # a rule was added in this pass
     with open(os.path.join(j.work, "apparmor-pending.yml")) as fh:
-        assert yaml.safe_load(fh)["apparmor_answers_pending"] == []
+        assert ansible_yaml(fh.read())["apparmor_answers_pending"] == []
 
     shas = {h: j.sha(h) for h in j.hosts}
     out = j.play("profile_fleet", update)
