@@ -266,9 +266,10 @@ def parse_record(line, node=None, when=None):
     if mpos >= 0 and "apparmor=" in text[mpos:]:
         inner = text[mpos + 5:]
         end = inner.rfind("'")
-        if end < 0:
-            return None, "truncated"
-        text = inner[:end]
+        # No closing quote: syslog split the message at the newline dbus-daemon put before `exe=`
+        # (kern.log holds such USER_AVC records on two lines). libapparmor reads the first line as the
+        # record; a cut inside a value is still caught by the quote count below.
+        text = inner[:end] if end >= 0 else inner
     if text.count('"') % 2:
         return None, "truncated"
     fields, err = parse_fields(text)

@@ -76,3 +76,32 @@ def test_dbus_record_in_a_kernel_syslog_line_keeps_its_names_through_the_reader(
     (ev,) = reader.result()["events"]
     assert (ev["kind"], ev["dbus_name"], ev["member"], ev["count"]) == ("dbus", "org.freedesktop.login1",
                                                                        "PowerOff", 3)
+
+
+_SPLIT_DBUS = ("Jan 11 09:03:45 vivid kernel: [   26.624111] audit: type=1107 audit(1431438270.142:2): pid=775 "
+               "uid=102 auid=4294967295 ses=4294967295 msg='apparmor=\"DENIED\" operation=\"dbus_method_call\"  "
+               "bus=\"system\" path=\"/org/freedesktop/DBus\" interface=\"org.freedesktop.DBus\" member=\"Hello\" "
+               "mask=\"send\" name=\"org.freedesktop.DBus\" pid=1512 label=\"/usr/bin/a\" peer_label=\"unconfined\"")
+_SPLIT_TAIL = " exe=\"/bin/dbus-daemon\" sauid=102 hostname=? addr=? terminal=?'"
+
+
+def test_dbus_record_split_at_its_newline_in_kern_log_is_read():
+    """kern.log writes dbus-daemon's USER_AVC on two lines (a newline before `exe=`); libapparmor 3.0.8's
+    parse_record reads the first line as a DENIED dbus_method_call with every dbus field (checked with
+    LibAppArmor.parse_record); the second line holds no record."""
+    reader = logparse.LogReader(host="h")
+    reader.feed((_SPLIT_DBUS + "\n" + _SPLIT_TAIL + "\n").encode())
+    res = reader.result()
+    (ev,) = res["events"]
+    assert (ev["kind"], ev["modes"], ev["bus"], ev["dbus_path"], ev["interface"], ev["member"],
+            ev["dbus_name"], ev["profile"], ev["peer"]) == (
+        "dbus", ["DENIED"], "system", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello",
+        "org.freedesktop.DBus", "/usr/bin/a", "unconfined")
+    assert res["stats"]["skipped"] == {}
+    alone = logparse.parse_line(_SPLIT_DBUS.encode())  # the one-line parser agrees with the reader
+    assert alone["skip"] is None and alone["event"]["member"] == "Hello"
+
+
+def test_a_cut_inside_a_value_is_still_truncated():
+    cut = _SPLIT_DBUS[:-5]  # ends inside peer_label="uncon
+    assert logparse.parse_line(cut.encode())["skip"] == "truncated"
