@@ -48,6 +48,92 @@ def _safe_rel(rel: str) -> str:
     return norm
 
 
+# Permission bits a restore never sets: setuid, setgid, writable by others.
+UNSAFE_MODE_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_IWOTH
+ENTRY_TYPES = ("file", "dir", "symlink", "absent")
+
+
+def _mode_problem(mode: Any) -> Optional[str]:
+    """Why a manifest mode cannot be restored, or None."""
+    if not isinstance(mode, str) or not mode or len(mode) > 4 or any(c not in "01234567" for c in mode):
+        return "mode %r is not an octal permission" % (mode,)
+    if int(mode, 8) & UNSAFE_MODE_BITS:
+        return "mode %s would make it setuid, setgid or writable by others" % mode
+    return None
+
+
+def manifest_problems(manifest: Dict[str, Any]) -> List[str]:
+    """What makes a snapshot's manifest unsafe to restore (empty = safe), checked before anything is read
+    from the archive: paths leaving the AppArmor directory or not normalized, unknown entry types, entries
+    under an entry that is a symlink (restoring the link and then the file would write through it), and
+    modes that are setuid, setgid or writable by others."""
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        return ["the manifest has no 'files' mapping"]
+    links = {rel for rel, desc in files.items() if isinstance(desc, dict) and desc.get("type") == "symlink"}
+    problems = []
+    for rel in sorted(files, key=str):
+        desc = files[rel]
+        try:
+            norm = _safe_rel(rel) if isinstance(rel, str) else None
+        except BackupError as exc:
+            problems.append(str(exc))
+            continue
+        if norm != rel:
+            problems.append("%r: not a normalized path" % (rel,))
+            continue
+        if not isinstance(desc, dict) or desc.get("type") not in ENTRY_TYPES:
+            problems.append("%s: unknown entry %r" % (rel, desc))
+            continue
+        under = [p for p in _ancestors(rel) if p in links]
+        if under:
+            problems.append("%s: under %s, a symlink in the snapshot (to %r)"
+                            % (rel, under[0], files[under[0]].get("target")))
+        if desc["type"] in ("file", "dir") and "mode" in desc:
+            bad = _mode_problem(desc["mode"])
+            if bad:
+                problems.append("%s: %s" % (rel, bad))
+    return problems
+
+
+def host_path_problems(apparmor_d: str, files: Dict[str, Any]) -> List[str]:
+    """What makes restoring ``files`` into ``apparmor_d`` go through a symlink on the host (empty = safe):
+    a directory above an entry that is a symlink (``local/`` made a link to elsewhere), or a symlink where
+    the snapshot has a directory. ``apparmor_d`` is a real path (no symlink in it)."""
+    problems = []
+    for rel in sorted(files):
+        for part in _ancestors(rel) + ([rel] if files[rel].get("type") == "dir" else []):
+            full = os.path.join(apparmor_d, part)
+            try:
+                st = os.lstat(full)
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                problems.append("%s: cannot check %s: %s" % (rel, full, exc))
+                break
+            if stat.S_ISLNK(st.st_mode):
+                problems.append("%s: %s is a symlink on the host (to %r)%s"
+                                % (rel, full, os.readlink(full), "" if part == rel else
+                                   ", the restore would write through it"))
+                break
+            if not stat.S_ISDIR(st.st_mode):
+                break
+    return problems
+
+
+def _ancestors(rel: str) -> List[str]:
+    """'a/b/c' -> ['a', 'a/b']."""
+    parts = rel.split(os.sep)
+    return [os.sep.join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _refuse(snapshot_id: str, problems: List[str], advice: str) -> None:
+    if problems:
+        shown = "; ".join(problems[:10]) + ("; and %d more" % (len(problems) - 10) if len(problems) > 10 else "")
+        raise BackupError("snapshot %s cannot be restored safely: %s - nothing was restored; %s"
+                          % (snapshot_id, shown, advice))
+
+
 def _rel_of(apparmor_d: str, path: str) -> str:
     """A profile given as a name relative to the AppArmor directory or as a path inside it."""
     full = path if os.path.isabs(path) else os.path.join(apparmor_d, path)
@@ -98,8 +184,13 @@ def scope_paths(apparmor_d: str, profiles: Sequence[str]) -> List[str]:
     return rels
 
 
+# A snapshot id (new_id) and the names of its two files in backup_dir.
+ID_PATTERN = r"[0-9]{8}T[0-9]{12}Z"
+SNAPSHOT_FILE_PATTERN = ID_PATTERN + r"\.(?:tar\.gz|json)"
+
+
 def new_id() -> str:
-    """Sortable snapshot id: UTC time to the microsecond."""
+    """Sortable snapshot id (ID_PATTERN): UTC time to the microsecond."""
     now = datetime.datetime.now(datetime.timezone.utc)
     return now.strftime("%Y%m%dT%H%M%S") + "%06dZ" % now.microsecond
 
@@ -248,8 +339,12 @@ def read_snapshot(backup_dir: str, snapshot_id: str) -> Dict[str, Any]:
             if man_member is None:
                 raise BackupError("%s has no manifest" % archive)
             manifest = json.loads(man_member.read().decode())
-            for rel, desc in manifest.get("files", {}).items():
-                _safe_rel(rel)
+            if not isinstance(manifest, dict):
+                raise BackupError("%s: the manifest is not a mapping" % archive)
+            _refuse(snapshot_id, manifest_problems(manifest),
+                    "the snapshot itself is unsafe (tampered with, or taken of a tree with such modes): restore "
+                    "these files by hand or from another snapshot")
+            for rel, desc in manifest["files"].items():
                 if desc.get("type") != "file":
                     continue
                 member = tar.extractfile("files/" + rel)
@@ -270,6 +365,8 @@ def plan_restore(snap: Dict[str, Any], apparmor_d: str) -> Dict[str, Any]:
     """What a restore would change: paths to write, link, mkdir, chmod and remove (nothing done)."""
     manifest = snap["manifest"]
     files = manifest["files"]
+    _refuse(manifest.get("id", "?"), host_path_problems(apparmor_d, files),
+            "replace each symlink with the real directory (or restore these files by hand) and run again")
     plan = {"write": [], "link": [], "mkdir": [], "chmod": [], "remove": []}  # type: Dict[str, List[str]]
     for rel in sorted(files):
         want = files[rel]
@@ -310,7 +407,7 @@ def restore(backup_dir: str = BACKUP_DIR, snapshot_id: str = "latest", apparmor_
     the host is touched if that fails); unload profiles whose files go away or become disabled; write
     files atomically; reload the restored profiles; report the loaded modes against the snapshot's.
     """
-    apparmor_d = os.path.abspath(apparmor_d)
+    apparmor_d = os.path.realpath(apparmor_d)
     sid = resolve_id(backup_dir, snapshot_id)
     snap = read_snapshot(backup_dir, sid)
     manifest = snap["manifest"]
