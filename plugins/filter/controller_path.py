@@ -45,7 +45,9 @@ options:
     type: list
     elements: str
   form:
-    description: A named form the whole name must have - V(snapshot_file) is C(<snapshot id>.tar.gz) or C(<snapshot id>.json).
+    description:
+      - A named form the whole name must have.
+      - V(snapshot_file) is C(<snapshot id>.tar.gz) or C(<snapshot id>.json).
     type: str
     choices: [snapshot_file]
 """
