@@ -158,7 +158,7 @@ def _describe(apparmor_d: str, rel: str) -> Dict[str, Any]:
     path = os.path.join(apparmor_d, rel)
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # not there, or a file where a parent directory should be
         return {"type": "absent"}
     perm = stat.S_IMODE(st.st_mode)
     if stat.S_ISLNK(st.st_mode):

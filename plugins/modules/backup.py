@@ -17,6 +17,10 @@ description:
   - V(restored) puts back V(latest) or a given O(id) - files byte-identical (verified by sha256 afterwards),
     files added since the snapshot removed and their profiles unloaded, the mode flags and links as they were;
     the restored policy is compiled in a staging copy first (nothing is touched if it fails), then reloaded.
+  - A restore never writes through a symlink and never sets unsafe modes - it fails, changing nothing, when an entry of
+    the snapshot lies under an entry that is a symlink, a directory above an entry (or where the snapshot has a
+    directory) is a symlink on the host (for example C(local/) made a link to another disk), or a recorded mode is
+    setuid, setgid or writable by others. O(apparmor_d) is resolved to its real path.
   - V(list) returns the snapshots.
   - The M(armada.apparmor.profile) and M(armada.apparmor.rules) modules call the same code before they change
     anything (their C(backup) option) and return the snapshot id.
