@@ -23,6 +23,7 @@ SECURITYFS = "/sys/kernel/security/apparmor"
 MODULE_ENABLED = "/sys/module/apparmor/parameters/enabled"
 PARSER_CANDIDATES = ("/sbin/apparmor_parser", "/usr/sbin/apparmor_parser", "/usr/bin/apparmor_parser")
 PARSER_CONF = "/etc/apparmor/parser.conf"
+PROC = "/proc"
 # Modes a profile file can declare (profile flags or links) -- the `profile` module's choices.
 FILE_MODES = ("enforce", "complain", "audit", "kill", "unconfined", "disabled")
 # Flags that are modes; only one of them is kept in a header (audit is a separate flag in AppArmor).
@@ -34,6 +35,58 @@ _NOISE = re.compile(r"^Cache read/write disabled: .*$|^Warning from stdin .*cach
 
 class HostError(Exception):
     """A host-side operation failed; the message is meant for the user."""
+
+
+# ---------------------------------------------------------------- processes (/proc)
+
+def _proc_label(proc: str, pid: str) -> Optional[str]:
+    """The AppArmor label of a process (``attr/apparmor/current`` on newer kernels, else ``attr/current``)."""
+    for rel in ("attr/apparmor/current", "attr/current"):
+        try:
+            with open(os.path.join(proc, pid, rel), "rb") as fh:
+                text = fh.read().decode("utf-8", "replace").strip("\x00\n ")
+        except OSError:
+            continue
+        if text:
+            return text
+    return None
+
+
+def program_processes(programs: Sequence[str], proc: str = PROC) -> Dict[str, Dict[str, Any]]:
+    """Confined and unconfined processes of each program (matched by ``/proc/PID/exe``).
+
+    Why: a profile attaches at exec, so a program started before its profile was loaded runs unconfined
+    although the profile is enforced - the report must show it. ``labels`` counts the profile of each
+    confined process (``NAME (MODE)`` as the kernel prints it). A process without a readable label (a kernel
+    without AppArmor) is unconfined; processes that exit while being read, or whose exe cannot be read, are
+    left out. One pass over /proc, no subprocess.
+    """
+    wanted = {p: {"confined": 0, "unconfined": 0, "labels": {}} for p in programs}  # type: Dict[str, Dict[str, Any]]
+    if not wanted:
+        return wanted
+    try:
+        pids = [d for d in os.listdir(proc) if d.isdigit()]
+    except OSError:
+        return wanted
+    for pid in pids:
+        try:
+            exe = os.readlink(os.path.join(proc, pid, "exe"))
+        except OSError:
+            continue
+        if exe.endswith(" (deleted)"):
+            exe = exe[:-len(" (deleted)")]
+        entry = wanted.get(exe)
+        if entry is None:
+            continue
+        label = _proc_label(proc, pid)
+        if label is None and not os.path.isdir(os.path.join(proc, pid)):
+            continue
+        if label is None or label == "unconfined":
+            entry["unconfined"] += 1
+        else:
+            entry["confined"] += 1
+            entry["labels"][label] = entry["labels"].get(label, 0) + 1
+    return wanted
 
 
 # ---------------------------------------------------------------- kernel (securityfs)
@@ -394,8 +447,9 @@ def file_flags(path: str, parser: str, apparmor_d: str = APPARMOR_D) -> Dict[str
 
 def status(apparmor_d: str = APPARMOR_D, securityfs: str = SECURITYFS, parser: Optional[str] = None,
            features_file: Optional[str] = None, check_drift: bool = True,
-           module_param: str = MODULE_ENABLED) -> Dict[str, Any]:
-    """Everything the ``status`` module reports: kernel, parser, loaded profiles, files and drift."""
+           module_param: str = MODULE_ENABLED, programs: Sequence[str] = (),
+           proc: str = PROC) -> Dict[str, Any]:
+    """Everything the ``status`` module reports: kernel, parser, loaded profiles, files, drift, processes."""
     kernel = kernel_state(securityfs, module_param)
     result = {"kernel": kernel}  # type: Dict[str, Any]
     parser_path = ""
@@ -420,7 +474,7 @@ def status(apparmor_d: str = APPARMOR_D, securityfs: str = SECURITYFS, parser: O
     defined = set()
     for name in profile_files(apparmor_d):
         path = os.path.join(apparmor_d, name)
-        entry = {"path": path, "sha256": sha256_file(path), "disabled": name in disabled,
+        entry = {"path": path, "sha256": sha256_file(path), "mtime": _mtime(path), "disabled": name in disabled,
                  "force_complain": name in forced, "profiles": {}}  # type: Dict[str, Any]
         try:
             flags = file_flags(path, parser_path, apparmor_d)
@@ -468,7 +522,16 @@ def status(apparmor_d: str = APPARMOR_D, securityfs: str = SECURITYFS, parser: O
         result["drift_reason"] = ""
     result["drift"] = drift
     result["drifted"] = any(drift[k] for k in ("not_loaded", "mode_mismatch", "content"))
+    result["processes"] = program_processes(programs, proc)
     return result
+
+
+def _mtime(path: str) -> Optional[float]:
+    """Last modification of a profile file (epoch seconds), or None when it cannot be read."""
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
 
 
 def _content_drift(path: str, entry: Dict[str, Any], hashes: Dict[str, Dict[str, str]], parser: str,

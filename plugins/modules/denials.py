@@ -68,6 +68,14 @@ options:
       - Refused when the cursor was moved by another run since the token was issued (the positions would skip
         or repeat records), unless O(force=true). Committing the same token twice changes nothing.
     type: str
+  position:
+    description:
+      - Read from a position the caller keeps instead of a cursor stored on the host - a token returned in
+        RV(position) by an earlier read with this option, or V(start) for a first read (like a read without a
+        cursor). Nothing is written on the host, so the read is safe on hosts that must not change (the
+        report role keeps the position per host on the controller).
+      - The token is self-checking; a damaged token, or one issued for a named cursor, fails the task.
+    type: str
   force:
     description:
       - With O(commit_token), store the token even if the cursor moved since it was issued.
@@ -281,6 +289,12 @@ cursor:
   returned: always
   type: dict
   sample: {name: fleet, token: "aac1.9f2c...", committed: false, existed: true}
+position:
+  description:
+    - With O(position), the position after this read as a token - give it to O(position) next time. Null without it.
+  returned: always
+  type: str
+  sample: "aac1.4f2c9a01b2c3d4e5.eNq..."
 transfer:
   description:
     - Sizes, to see what crosses the network - C(read_bytes) (log bytes read), C(apparmor_bytes) (the AppArmor
@@ -303,6 +317,17 @@ from ansible_collections.armada.apparmor.plugins.module_utils import logsources 
 from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader  # noqa: E402
 
 MODES = ["DENIED", "ALLOWED", "AUDIT", "KILLED", "HINT", "STATUS", "ERROR"]
+# Name carried by the tokens of O(position), so a named cursor's token is not taken for one.
+POSITION_NAME = "position"
+
+
+def _position_sources(token):
+    """The per-source positions of a token returned in RV(position)."""
+    payload = cursor_mod.parse_token(token)
+    if payload.get("name") != POSITION_NAME:
+        raise cursor_mod.CursorError("the token was issued for cursor %r: give the token returned in 'position' "
+                                     "by an earlier read with position, or 'start'" % payload.get("name"))
+    return payload["sources"]
 
 
 def _coverage_index(apparmor_d):
@@ -341,6 +366,7 @@ def main():
             commit=dict(type="bool", default=False),
             commit_token=dict(type="str", no_log=False),
             force=dict(type="bool", default=False),
+            position=dict(type="str", no_log=False),
             mark=dict(type="str"),
             include_rotated=dict(type="bool", default=False),
             max_events=dict(type="int"),
@@ -354,7 +380,7 @@ def main():
             lock_timeout=dict(type="float", default=10.0),
             lock_file=dict(type="path"),
         ),
-        mutually_exclusive=[["commit", "commit_token"]],
+        mutually_exclusive=[["commit", "commit_token"], ["position", "since"]],
         required_by={"commit_token": "since"},
         supports_check_mode=True,
     )
@@ -390,7 +416,7 @@ def _run(module, store):
         module.exit_json(changed=res["changed"], cursor={"name": p["since"], "token": p["commit_token"],
                                                          "committed": res["changed"], "existed": True},
                          events=[], stats={}, sources=[], source_notes=[], covered={"active": False},
-                         apparmor=logsources.apparmor_status(), transfer={})
+                         apparmor=logsources.apparmor_status(), position=None, transfer={})
 
     apparmor = logsources.apparmor_status()
     try:
@@ -399,6 +425,11 @@ def _run(module, store):
         module.fail_json(msg=str(exc))
     positions = {}
     existed = False
+    if p["position"] not in (None, "start"):
+        try:
+            positions = _position_sources(p["position"])
+        except cursor_mod.CursorError as exc:
+            module.fail_json(msg="position: %s" % exc)
     if p["since"]:
         try:
             existed = store.exists(p["since"])
@@ -452,6 +483,9 @@ def _run(module, store):
             changed = res["changed"]
             cursor["committed"] = res["changed"]
 
+    position = None
+    if p["position"] is not None:
+        position = cursor_mod.make_token(POSITION_NAME, positions, new_positions)
     transfer = {
         "read_bytes": sum(int(r.get("bytes", 0)) for r in reports),
         "apparmor_bytes": result["stats"].get("apparmor_bytes", 0),
@@ -459,7 +493,7 @@ def _run(module, store):
         "seconds": round(elapsed, 3),
     }
     module.exit_json(changed=changed, events=events, stats=result["stats"], covered=covered, sources=reports,
-                     source_notes=notes, apparmor=apparmor, cursor=cursor, transfer=transfer)
+                     source_notes=notes, apparmor=apparmor, cursor=cursor, position=position, transfer=transfer)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,14 @@ options:
       - Compile every loaded profile's file to compare it with the kernel's policy. Costs one parser run per file.
     type: bool
     default: true
+  programs:
+    description:
+      - Program paths whose running processes are counted in RV(processes) - confined (with the profile of each)
+        and unconfined. A profile attaches at exec, so a program started before its profile was loaded stays
+        unconfined. One pass over C(/proc).
+    type: list
+    elements: path
+    default: []
 attributes:
   check_mode:
     support: full
@@ -87,7 +95,7 @@ loaded:
   sample: {/usr/bin/man: enforce, man_groff: enforce}
 files:
   description:
-    - Per profile file (basename) - path, sha256, disabled, force_complain, and per profile its flags and
+    - Per profile file (basename) - path, sha256, mtime (epoch seconds), disabled, force_complain, and per profile its flags and
       declared mode (and C(loaded_matches_file) after a drift check).
   returned: always
   type: dict
@@ -95,6 +103,7 @@ files:
     usr.bin.man:
       path: /etc/apparmor.d/usr.bin.man
       sha256: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
+      mtime: 1764930000.5
       disabled: false
       force_complain: false
       profiles: {/usr/bin/man: {flags: [], mode: enforce}}
@@ -127,6 +136,13 @@ drift_reason:
   description: Why content drift was not checked.
   returned: always
   type: str
+processes:
+  description:
+    - Per program of O(programs) - C(confined) and C(unconfined) process counts and C(labels) (the label of each
+      confined process, as the kernel prints it, to its count).
+  returned: always
+  type: dict
+  sample: {/usr/sbin/nginx: {confined: 3, unconfined: 1, labels: {"/usr/sbin/nginx (enforce)": 3}}}
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -143,13 +159,15 @@ def main():
             parser=dict(type="path"),
             features_file=dict(type="path"),
             check_drift=dict(type="bool", default=True),
+            programs=dict(type="list", elements="path", default=[]),
         ),
         supports_check_mode=True,
     )
     p = module.params
     try:
         state = host.status(apparmor_d=p["apparmor_d"], securityfs=p["securityfs"], parser=p["parser"],
-                            features_file=p["features_file"], check_drift=p["check_drift"])
+                            features_file=p["features_file"], check_drift=p["check_drift"],
+                            programs=p["programs"])
     except (host.HostError, OSError) as exc:
         module.fail_json(msg=str(exc))
     state["changed"] = False

@@ -119,3 +119,47 @@ def test_package_owner_from_dpkg(tmp_path):
     assert host.package_owner("/etc/apparmor.d/usr.bin.man") == "man-db"
     (tmp_path / "mine").write_text("")
     assert host.package_owner(str(tmp_path / "mine")) == ""
+
+
+def _fake_proc(base, procs):
+    """A /proc-like tree: pid -> (exe, label or None, which attr file)."""
+    for pid, (exe, label, attr) in procs.items():
+        d = base / str(pid)
+        (d / "attr" / "apparmor").mkdir(parents=True)
+        os.symlink(exe, str(d / "exe"))
+        if label is not None:
+            (d / attr).write_bytes(label.encode() + b"\n")
+    (base / "self").mkdir()  # not a pid: ignored
+    return str(base)
+
+
+def test_program_processes_counts_confined_and_unconfined(tmp_path):
+    proc = _fake_proc(tmp_path / "proc", {
+        10: ("/usr/sbin/app", "/usr/sbin/app (enforce)", "attr/current"),
+        11: ("/usr/sbin/app", "/usr/sbin/app (enforce)", "attr/apparmor/current"),
+        12: ("/usr/sbin/app (deleted)", "unconfined", "attr/current"),  # replaced binary: still the program
+        13: ("/usr/bin/other", "unconfined", "attr/current"),
+        14: ("/usr/sbin/app", None, "attr/current"),  # no label (kernel without AppArmor): unconfined
+    })
+    out = host.program_processes(["/usr/sbin/app", "/usr/bin/absent"], proc)
+    assert out["/usr/sbin/app"] == {"confined": 2, "unconfined": 2, "labels": {"/usr/sbin/app (enforce)": 2}}
+    assert out["/usr/bin/absent"] == {"confined": 0, "unconfined": 0, "labels": {}}
+    assert host.program_processes([], proc) == {}
+    assert host.program_processes(["/x"], str(tmp_path / "missing")) == {"/x": {"confined": 0, "unconfined": 0,
+                                                                                 "labels": {}}}
+
+
+def test_program_processes_reads_the_real_proc():
+    """This test's own interpreter is a process of its executable: counted once at least, either way."""
+    exe = os.path.realpath("/proc/self/exe")
+    out = host.program_processes([exe])[exe]
+    assert out["confined"] + out["unconfined"] >= 1, out
+    assert sum(out["labels"].values()) == out["confined"]
+
+
+def test_status_reports_file_mtime(tree):
+    (tree / "usr.bin.x").write_text("abi <abi/3.0>,\nprofile /usr/bin/x flags=(complain) {\n}\n")
+    os.utime(str(tree / "usr.bin.x"), (1700000000, 1700000000))
+    st = host.status(apparmor_d=str(tree), securityfs=str(tree / "no-sfs"), check_drift=False)
+    assert st["files"]["usr.bin.x"]["mtime"] == 1700000000
+    assert st["processes"] == {}

@@ -270,3 +270,36 @@ def test_journal_source_with_cursor(tmp_path):
     with open(os.path.join(cdir, "j.json")) as fh:
         stored = json.load(fh)
     assert stored["sources"]["journal:all:%s" % jdir]["cursor"].startswith("s=")
+
+
+def test_position_kept_by_the_caller_reads_only_new_lines_and_writes_nothing(tmp_path, logdir):
+    """The report role's read: the position travels as a token, the host keeps no cursor (nor lock file)."""
+    log = logdir / "audit.log"
+    log.write_text(avc(1) + avc(2, name="/etc/gshadow"))
+    (logdir / "more").write_text(avc(3, name="/etc/passwd"))
+    cdir = tmp_path / "cursors"
+    lock = tmp_path / "lock"
+    common = {"sources": [str(log)], "host": "web1", "skip_covered": False, "cursor_dir": str(cdir),
+              "lock_file": str(lock)}
+    r = run_tasks(tmp_path, [
+        denials(position="start", **common),                          # 0 first read: everything
+        shell("cat %s >> %s" % (logdir / "more", log)),               # 1 a new line
+        denials(position="{{ r0.position }}", **common),              # 2 only the new line
+        denials(position="{{ r2.position }}", **common),              # 3 nothing new
+        denials(position="{{ r0.position }}", **common),              # 4 the old token again: same as 2
+        denials(since="c1", cursor_dir=str(tmp_path / "c2"), lock_file=str(tmp_path / "lock2"),
+                sources=[str(log)]),                                  # 5
+        denials(position="{{ r5.cursor.token }}", **common),          # 6 a named cursor's token is refused
+        denials(position="aac1.0000.damaged", **common),              # 7 a damaged token is refused
+        denials(**common),                                            # 8 without position: no token
+    ])
+    assert not r[0].get("failed"), r[0].get("msg")
+    assert {e["path"] for e in r[0]["events"]} == {"/etc/shadow", "/etc/gshadow"}
+    assert r[0]["position"].startswith("aac1.") and r[0]["changed"] is False and r[0]["cursor"] is None
+    assert [e["path"] for e in r[2]["events"]] == ["/etc/passwd"]
+    assert r[3]["events"] == []
+    assert [e["path"] for e in r[4]["events"]] == ["/etc/passwd"]
+    assert r[6]["failed"] and "issued for cursor 'c1'" in r[6]["msg"]
+    assert r[7]["failed"] and "damaged" in r[7]["msg"]
+    assert r[8]["position"] is None
+    assert not cdir.exists() and not lock.exists(), "a read with position must write nothing on the host"
