@@ -16,9 +16,9 @@ from typing import Any, Iterable, List, Mapping, Sequence
 
 from ansible_collections.armada.apparmor.plugins.module_utils.report import one_line
 
-# Separator of several values in one data-* attribute (hosts, kinds): a control character, so no name
-# can contain it after one_line().
-SEP = "\x1f"
+# Separator of several values in one data-* attribute (hosts): a newline, which no value can contain once
+# one_line() has made its control characters visible.
+SEP = "\n"
 
 STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1em 2em;color:#1b1b1b;background:#fff}
@@ -44,7 +44,7 @@ details{margin:.2em 0}
 SCRIPT = """
 (function () {
   'use strict';
-  var SEP = '\\u001f';
+  var SEP = '\\n';
   function sel(id) { return document.getElementById(id); }
   function values(row, key) {
     var v = row.getAttribute('data-' + key);
@@ -116,7 +116,7 @@ def csp() -> str:
 
 
 def _attrs(**data: Iterable[str]) -> str:
-    return "".join(' data-%s="%s"' % (k, esc(SEP.join(one_line(v) for v in vals))) for k, vals in data.items())
+    return "".join(' data-%s="%s"' % (k, SEP.join(esc(v) for v in vals)) for k, vals in data.items())
 
 
 def _mode_class(mode: str, drift: Sequence[str]) -> str:
