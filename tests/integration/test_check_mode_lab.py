@@ -5,12 +5,13 @@ On the first `auditd` lab host (the canary in `make test`'s lab):
 1. `check_mode_playbooks/setup.yml` makes a state where a real run of EVERY role would change the host
    (its header lists what per role), and the baseline snapshot the restore role goes back to.
 2. `check_mode_playbooks/roles.yml` imports the playbooks users run - armada.apparmor.backup, .deploy,
-   .profile_fleet (learn + update), .enforce, .restore - with a host-state digest (`host_digest.py`: every file
+   .profile_fleet (learn + update), .enforce, .report, .restore - with a host-state digest (`host_digest.py`: every file
    under /etc/apparmor.d, the parser cache, the state, backup and exercise dirs with mode, owner, sha256 and
    mtime; loaded profiles and modes; the loaded policy's sha1/raw_sha1; the rate limits learn lifts) before and
    after each one. It runs once with --check --diff: every digest must equal the one taken over plain ssh
    before, and each role must report the changes it would make (the check is not vacuous). Then it runs for
-   real: each digest must differ from the one before in the entries that role writes (the digest sees them).
+   real: each digest must differ from the one before in the entries that role writes (the digest sees them) -
+   except the report role's, which is read-only on hosts in both runs.
 3. Everything the test added is removed, unloaded and the limits put back; the final digest must equal the
    one taken before the test (directory mtimes aside).
 
@@ -35,7 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 ANSIBLE_PLAYBOOK = os.path.join(ROOT, ".venv", "bin", "ansible-playbook")
 PROFILES = ["armada-cm-deploy", "armada-cm-learn", "armada-cm-update", "armada-cm-enforce"]
 ROLES = ["backup", "deploy", "learn", "update", "enforce", "restore"]
-SEGMENTS = ["backup", "deploy", "profile_fleet", "enforce", "restore"]
+SEGMENTS = ["backup", "deploy", "profile_fleet", "enforce", "report", "restore"]
 DEPLOY_PROFILE = """abi <abi/3.0>,
 include <tunables/global>
 profile armada-cm-deploy /usr/local/bin/armada-cm-deploy {
@@ -249,6 +250,8 @@ def test_check_run_writes_no_controller_file(runs):
     assert "profiles/armada-cm-update" in runs["real_cwd_files"], runs["real_cwd_files"]
     assert "apparmor-pending.yml" in runs["real_cwd_files"]
     assert any(f.startswith("apparmor-enforce-report/") for f in runs["real_cwd_files"])
+    for f in ("apparmor-report/index.html", "apparmor-report/report.json", "apparmor-report/positions.json"):
+        assert f in runs["real_cwd_files"], runs["real_cwd_files"]
 
 
 def _keys(diffs, prefix):
@@ -287,6 +290,8 @@ def test_real_run_changes_what_the_digest_sees(runs, hosts):
         assert _keys(pf, "file:/var/backups/armada-cm/"), pf
         # enforce: the mode in the kernel
         assert "loaded:armada-cm-enforce: complain -> enforce" in diff["enforce"], diff["enforce"]
+        # report: read-only on the host in a real run too (its position lives on the controller)
+        assert diff["report"] == [], diff["report"]
         # restore: the four profiles gone from files and kernel
         for p in PROFILES:
             assert _keys(diff["restore"], "file:/etc/apparmor.d/%s: f " % p), (p, diff["restore"])

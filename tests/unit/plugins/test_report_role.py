@@ -153,13 +153,15 @@ def test_notify_once_fail_loudly_and_move_positions_only_after_success(tmp_path,
     assert len(hook.posts) == 2 and len(box.messages) == 1
     second = read_json(positions)["positions"]
 
-    # 4. check mode with a new record: reported (only it), but no notification and no new position
+    # 4. check mode with a new record: printed (only it), but nothing written, sent or advanced
     with logs["web2"].open("a") as fh:
         fh.write(avc(5, "/etc/shadow", comm="evil"))
+    before = (out / "report.json").read_text()
     res = run(tmp_path, collections, extra, check=True)
     assert res.returncode == 0, res.stdout[-3000:]
-    report = read_json(out / "report.json")
-    assert [(g["target"], g["hosts"]) for g in report["intrusions"]] == [("/etc/shadow", {"web2": 1})]
+    assert "/usr/bin/x file open /etc/shadow by evil on web2 x1" in res.stdout
+    assert "1 possible intrusion(s)" in res.stdout
+    assert (out / "report.json").read_text() == before
     assert len(hook.posts) == 2 and len(box.messages) == 1
     assert read_json(positions)["positions"] == second
 
