@@ -48,6 +48,10 @@ options:
   report_id:
     description: The report's id (default - the UTC time, C(YYYYMMDDTHHMMSSZ)).
     type: str
+  scope:
+    description: C(full) (the report role) or C(status) (the status playbook - no logs read).
+    type: str
+    default: full
 """
 
 EXAMPLES = r"""
@@ -70,11 +74,11 @@ _value:
 """
 
 
-def fleet_report(hosts, programs=None, answers=None, profiles=None, all_loaded=False, report_id=""):
+def fleet_report(hosts, programs=None, answers=None, profiles=None, all_loaded=False, report_id="", scope="full"):
     """Filter entry point; input errors become AnsibleFilterError."""
     try:
         return report_mod.build(hosts, programs=programs, answers=answers, profiles=profiles,
-                                all_loaded=bool(all_loaded), report_id=report_id or "")
+                                all_loaded=bool(all_loaded), report_id=report_id or "", scope=scope)
     except (ValueError, TypeError) as exc:
         raise AnsibleFilterError("fleet_report: %s" % exc) from None
 
@@ -105,6 +109,14 @@ def report_positions(content, update=None):
         raise AnsibleFilterError("report_positions: %s" % exc) from None
 
 
+def pass_table(result, records):
+    """The profile_fleet pass table: lines of profile, hosts, allowed, denied, pending, converged."""
+    try:
+        return report_mod.pass_table(result, records)
+    except (ValueError, TypeError) as exc:
+        raise AnsibleFilterError("pass_table: %s" % exc) from None
+
+
 def program_path(program):
     """The path of an apparmor_programs entry (a path, or {path, profile})."""
     try:
@@ -114,8 +126,9 @@ def program_path(program):
 
 
 class FilterModule:
-    """armada.apparmor.fleet_report, report_html, report_text, report_notice, report_positions, program_path"""
+    """armada.apparmor.fleet_report, report_html, report_text, report_notice, report_positions, program_path, pass_table"""
 
     def filters(self):
         return {"fleet_report": fleet_report, "report_html": report_html_filter, "report_text": report_text,
-                "report_notice": report_notice, "report_positions": report_positions, "program_path": program_path}
+                "report_notice": report_notice, "report_positions": report_positions, "program_path": program_path,
+                "pass_table": pass_table}

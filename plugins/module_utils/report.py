@@ -375,10 +375,12 @@ def _unanswered(per_host: Dict[str, List[Dict[str, Any]]], answers: Any,
 # ---------------------------------------------------------------- the report
 
 def build(hosts: Mapping, programs: Any = None, answers: Any = None, profiles: Any = None,
-          all_loaded: bool = False, now: Optional[float] = None, report_id: str = "") -> Dict[str, Any]:
+          all_loaded: bool = False, now: Optional[float] = None, report_id: str = "",
+          scope: str = "full") -> Dict[str, Any]:
     """The report data and the new positions: ``{"report": ..., "positions": {host: token}}``.
 
-    ``hosts`` is ``{inventory host: {status, convergence, denials, backups, failed, error, had_position}}``:
+    ``scope`` is ``full`` (the report role) or ``status`` (the status playbook: no logs read, so no intrusions).
+    ``hosts`` is ``{inventory host: {status, convergence_b64, denials, backups, failed, error, had_position}}``:
     the module results of that host (untrusted) and what the controller knows (failed, had_position).
     Host names are the mapping's keys (inventory names); nothing a host returns names a host or a file.
     """
@@ -435,12 +437,39 @@ def build(hosts: Mapping, programs: Any = None, answers: Any = None, profiles: A
         "unanswered": n_unanswered,
     }
     summary["needs_attention"] = bool(summary["intrusions"] or summary["unverified"] or n_unanswered)
-    report = {"schema": SCHEMA, "id": report_id or datetime.datetime.fromtimestamp(
+    if scope not in ("full", "status"):
+        raise ReportError("scope must be full or status, got %r" % (scope,))
+    report = {"schema": SCHEMA, "scope": scope, "id": report_id or datetime.datetime.fromtimestamp(
         now, tz=datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ"), "generated": iso(now), "summary": summary,
         "hosts": host_entries, "profiles": names, "intrusions": intrusions[:MAX_GROUPS],
         "unverified": unverified_groups[:MAX_GROUPS], "unanswered": unanswered,
         "truncated": len(intrusions) > MAX_GROUPS or len(unverified_groups) > MAX_GROUPS}
     return {"report": report, "positions": positions}
+
+
+def pass_table(result: Mapping, records: Mapping) -> List[str]:
+    """One table per profile_fleet pass: profile, hosts, allowed, denied, pending, converged (hosts n/m).
+
+    ``result`` is the to_rules result of the pass, ``records`` is {host: convergence record} after it.
+    """
+    rows = [("profile", "hosts", "allowed", "denied", "pending", "converged")]
+    profiles = _mapping(result.get("profiles"))
+    names = set(profiles)
+    for rec in records.values():
+        names |= set(_mapping(_mapping(rec).get("profiles")))
+    for name in sorted(names):
+        p = _mapping(profiles.get(name))
+        entries = [p] + list(_mapping(p.get("children")).values())
+        counts = [sum(len(_mapping(e).get(k) or []) for e in entries) for k in ("rules", "deny", "pending")]
+        recs = [_mapping(_mapping(_mapping(r).get("profiles")).get(name)) for r in records.values()]
+        recs = [r for r in recs if r]
+        converged = sum(1 for r in recs if r.get("converged") is True)
+        hosts = sorted(set(p.get("hosts") or []) | {h for h, r in records.items()
+                                                     if _mapping(_mapping(r).get("profiles")).get(name)})
+        rows.append((one_line(name), str(len(hosts)), str(counts[0]), str(counts[1]), str(counts[2]),
+                     "%d/%d" % (converged, len(recs))))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
 
 
 def summary_text(report: Mapping, path: str = "", limit: int = 20) -> str:

@@ -230,10 +230,13 @@ def render(report: Mapping) -> str:
         "<script>%s</script>" % SCRIPT,
         "</head><body>",
         "<h1>AppArmor fleet report</h1>",
-        '<p class="muted">report <span id="report-id">%s</span>, generated %s (UTC). New since the previous report '
-        "of each host%s.</p>" % (esc(report.get("id", "")), esc(report.get("generated", "")),
-                                  "; first report of %d host(s): everything in their current logs" %
-                                  int(s.get("hosts_first_report") or 0) if s.get("hosts_first_report") else ""),
+        '<p class="muted">report <span id="report-id">%s</span>, generated %s (UTC). %s</p>' % (
+            esc(report.get("id", "")), esc(report.get("generated", "")),
+            "Status only (armada.apparmor.status): the logs were not read - run armada.apparmor.report for "
+            "intrusions." if report.get("scope") == "status" else
+            "New since the previous report of each host%s." % (
+                "; first report of %d host(s): everything in their current logs" % int(s["hosts_first_report"])
+                if s.get("hosts_first_report") else "")),
         _cards(s),
         '<div class="filters">%s%s%s</div>' % (_options("f-host", "host", hosts),
                                                _options("f-profile", "profile", list(report.get("profiles") or [])

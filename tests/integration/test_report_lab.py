@@ -27,7 +27,8 @@ pytestmark = pytest.mark.lab
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ANSIBLE_PLAYBOOK = os.path.join(ROOT, ".venv", "bin", "ansible-playbook")
 PROBES = ["armada-report-probe", "armada-report-probe2"]
-HOSTILE = "/var/tmp/armada-report \"q\" '<script>alert(1)</script>'\n{{ lookup('env','HOME') }}"
+# a file name cannot hold "/": no closing tag, but an opening <script> and an <img onerror=...>
+HOSTILE = "/var/tmp/armada-report \"q\" '<script>alert(1)<img src=x onerror=alert(2)>'\n{{ lookup('env','HOME') }}"
 PROFILE = """abi <abi/3.0>,
 include <tunables/global>
 profile {name} /usr/local/bin/{name} {{

@@ -180,3 +180,24 @@ def test_summary_text_and_notice_are_one_line_per_group():
     body = rep.notice(r, "/srv/report/index.html")
     assert body["summary"]["intrusions"] == 1 and body["intrusions"][0]["target"] == "/a\nFAKE LINE: all clear"
     json.dumps(body)
+
+
+def test_pass_table_counts_rules_children_and_converged_hosts():
+    result = {"profiles": {"/usr/bin/app": {"rules": [1, 2], "deny": [1], "pending": [],
+                                             "children": {"hat": {"rules": [1], "deny": [], "pending": [1, 2]}},
+                                             "hosts": ["web1", "web2"]}}}
+    records = {"web1": {"profiles": {"/usr/bin/app": {"converged": True}, "/usr/bin/quiet": {"converged": True}}},
+               "web2": {"profiles": {"/usr/bin/app": {"converged": False}}}}
+    lines = rep.pass_table(result, records)
+    assert [line.split() for line in lines] == [
+        ["profile", "hosts", "allowed", "denied", "pending", "converged"],
+        ["/usr/bin/app", "2", "3", "1", "2", "1/2"],
+        ["/usr/bin/quiet", "1", "0", "0", "0", "1/1"]]
+
+
+def test_status_scope_page_says_the_logs_were_not_read():
+    r = rep.build({"web1": {"status": host()["status"]}}, scope="status")["report"]
+    assert r["scope"] == "status" and r["intrusions"] == [] and r["hosts"][0]["profiles"][0]["profile"] == "/usr/bin/app"
+    assert "the logs were not read" in report_html.render(r)
+    with pytest.raises(rep.ReportError):
+        rep.build({}, scope="other")
