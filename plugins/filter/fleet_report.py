@@ -88,6 +88,11 @@ def report_html_filter(report):
     return report_html.render(report)
 
 
+def enforce_report_html(reports, unknown=None):
+    """The enforce rollout's fleet summary page from the per-host reports."""
+    return report_html.enforce_summary([r for r in reports or [] if isinstance(r, dict)], list(unknown or []))
+
+
 def report_text(report, path=""):
     """Plain-text summary (mail body)."""
     return report_mod.summary_text(report, path)
@@ -126,9 +131,10 @@ def program_path(program):
 
 
 class FilterModule:
-    """armada.apparmor.fleet_report, report_html, report_text, report_notice, report_positions, program_path, pass_table"""
+    """armada.apparmor.fleet_report, report_html, report_text, report_notice, report_positions, program_path, pass_table,
+    enforce_report_html"""
 
     def filters(self):
         return {"fleet_report": fleet_report, "report_html": report_html_filter, "report_text": report_text,
                 "report_notice": report_notice, "report_positions": report_positions, "program_path": program_path,
-                "pass_table": pass_table}
+                "pass_table": pass_table, "enforce_report_html": enforce_report_html}

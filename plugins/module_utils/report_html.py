@@ -274,3 +274,35 @@ def render(report: Mapping) -> str:
     ]
     return "\n".join(parts) + "\n"
 
+
+def _page(title: str, body: List[str]) -> str:
+    """A page with the report's style, policy and script (the filters are absent: the script ignores that)."""
+    return "\n".join(["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+                      '<meta http-equiv="Content-Security-Policy" content="%s">' % esc(csp()),
+                      "<title>%s</title>" % esc(title), "<style>%s</style>" % STYLE, "<script>%s</script>" % SCRIPT,
+                      "</head><body>", "<h1>%s</h1>" % esc(title)] + body + ["</body></html>"]) + "\n"
+
+
+def enforce_summary(reports: Sequence[Mapping], unknown: Sequence[str] = ()) -> str:
+    """The fleet summary of an enforce rollout: one row per host and profile, the outcome and its reason."""
+    rows = []
+    counts = {}  # type: dict
+    for host in unknown:
+        counts["unknown"] = counts.get("unknown", 0) + 1
+        rows.append("<tr>%s</tr>" % "".join("<td>%s</td>" % esc(v) for v in (
+            host, "unknown", "never reported back (unreachable or failed mid-way): check it", "", "", "")))
+    for r in reports:
+        status = str(r.get("status", ""))
+        counts[status] = counts.get(status, 0) + 1
+        reason = (r.get("outcome") or {}).get("reason", "") if isinstance(r.get("outcome"), Mapping) else ""
+        profiles = [p for p in r.get("profiles") or [] if isinstance(p, Mapping)] or [{}]
+        for p in profiles:
+            rows.append('<tr class="%s">%s</tr>' % ("mode-enforce" if status == "enforced" else
+                                                    "mode-complain" if status == "rolled back" else "",
+                                                    "".join("<td>%s</td>" % esc(v) for v in (
+                                                        r.get("host", ""), status, reason, p.get("profile", ""),
+                                                        p.get("action", ""), p.get("reason", "")))))
+    cards = "".join('<div class="card"><span class="n">%d</span>%s</div>' % (n, esc(k)) for k, n in sorted(counts.items()))
+    return _page("AppArmor enforce rollout", [
+        '<div class="cards">%s</div>' % cards,
+        _table("rollout", ["host", "status", "reason", "profile", "action", "why"], rows, filterable=False)])

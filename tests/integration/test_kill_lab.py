@@ -124,7 +124,8 @@ class Rollout:
             return yaml.safe_load(fh)
 
     def reports(self):
-        return sorted(f[:-4] for f in os.listdir(os.path.join(self.work, "apparmor-enforce-report")))
+        return sorted(f[:-4] for f in os.listdir(os.path.join(self.work, "apparmor-enforce-report"))
+                      if f.endswith(".yml"))
 
 
 def results(out, task):

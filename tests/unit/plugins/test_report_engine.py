@@ -201,3 +201,16 @@ def test_status_scope_page_says_the_logs_were_not_read():
     assert "the logs were not read" in report_html.render(r)
     with pytest.raises(rep.ReportError):
         rep.build({}, scope="other")
+
+
+def test_enforce_summary_page_escapes_host_data_and_lists_unknown_hosts():
+    reports = [{"host": "web1", "status": "enforced", "outcome": {"status": "enforced"},
+                "profiles": [{"profile": "/usr/bin/<script>x", "action": "enforce", "reason": "converged"}]},
+               {"host": "web2", "status": "rolled back", "outcome": {"reason": "new DENIED records: <b>x</b>"},
+                "profiles": [{"profile": "/usr/bin/y", "action": "enforce", "reason": "forced"}]}]
+    page = report_html.enforce_summary(reports, ["web3"])
+    assert page.count("<script") == 1 and "<b>x</b>" not in page
+    assert "/usr/bin/&lt;script&gt;x" in page and "new DENIED records: &lt;b&gt;x&lt;/b&gt;" in page
+    assert "<td>web3</td><td>unknown</td>" in page
+    for n, label in ((1, "enforced"), (1, "rolled back"), (1, "unknown")):
+        assert '<span class="n">%d</span>%s' % (n, label) in page
