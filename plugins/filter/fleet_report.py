@@ -131,8 +131,8 @@ def program_path(program):
 
 
 class FilterModule:
-    """armada.apparmor.fleet_report, report_html, report_text, report_notice, report_positions, program_path, pass_table,
-    enforce_report_html"""
+    """armada.apparmor.fleet_report, report_html, report_text, report_notice, report_positions, program_path,
+    pass_table, enforce_report_html"""
 
     def filters(self):
         return {"fleet_report": fleet_report, "report_html": report_html_filter, "report_text": report_text,

@@ -269,7 +269,8 @@ def _clean_event(ev: Any) -> Optional[Dict[str, Any]]:
     if not isinstance(ev, Mapping) or not isinstance(ev.get("kind"), str) or not ev.get("profile"):
         return None
     out = {"kind": text(ev["kind"], 32), "profile": text(ev["profile"]), "operations": texts(ev.get("operations")),
-           "modes": texts(ev.get("modes")), "comms": texts(ev.get("comms"), 16), "count": max(1, count(ev.get("count"))),
+           "modes": texts(ev.get("modes")), "comms": texts(ev.get("comms"), 16),
+           "count": max(1, count(ev.get("count"))),
            "first_seen": epoch(ev.get("first_seen")), "last_seen": epoch(ev.get("last_seen")),
            "forgeable": ev.get("forgeable") is True, "sources": texts(ev.get("sources"), 16)}  # type: Dict[str, Any]
     for key in ("parent", "child"):
@@ -498,10 +499,12 @@ def summary_text(report: Mapping, path: str = "", limit: int = 20) -> str:
     return "\n".join(lines) + "\n"
 
 
+NOTICE_FIELDS = ("profile", "kind", "operations", "target", "comms", "hosts", "count", "first_seen", "last_seen")
+
+
 def notice(report: Mapping, path: str = "") -> Dict[str, Any]:
     """The JSON body of the webhook: the summary, the path of the report and the groups (bounded)."""
     return {"source": "armada.apparmor", "schema": SCHEMA, "id": report.get("id"), "report": path,
             "summary": report.get("summary"), "text": summary_text(report, path),
-            "intrusions": [{k: g[k] for k in ("profile", "kind", "operations", "target", "comms", "hosts", "count",
-                                              "first_seen", "last_seen")} for g in (report.get("intrusions") or [])[:100]],
+            "intrusions": [{k: g[k] for k in NOTICE_FIELDS} for g in (report.get("intrusions") or [])[:100]],
             "unverified": len(report.get("unverified") or [])}

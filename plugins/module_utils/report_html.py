@@ -302,7 +302,8 @@ def enforce_summary(reports: Sequence[Mapping], unknown: Sequence[str] = ()) -> 
                                                     "".join("<td>%s</td>" % esc(v) for v in (
                                                         r.get("host", ""), status, reason, p.get("profile", ""),
                                                         p.get("action", ""), p.get("reason", "")))))
-    cards = "".join('<div class="card"><span class="n">%d</span>%s</div>' % (n, esc(k)) for k, n in sorted(counts.items()))
+    cards = "".join('<div class="card"><span class="n">%d</span>%s</div>' % (n, esc(k))
+                    for k, n in sorted(counts.items()))
     return _page("AppArmor enforce rollout", [
         '<div class="cards">%s</div>' % cards,
         _table("rollout", ["host", "status", "reason", "profile", "action", "why"], rows, filterable=False)])

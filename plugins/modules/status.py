@@ -95,8 +95,8 @@ loaded:
   sample: {/usr/bin/man: enforce, man_groff: enforce}
 files:
   description:
-    - Per profile file (basename) - path, sha256, mtime (epoch seconds), disabled, force_complain, and per profile its flags and
-      declared mode (and C(loaded_matches_file) after a drift check).
+    - Per profile file (basename) - path, sha256, mtime (epoch seconds), disabled, force_complain, and per profile
+      its flags and declared mode (and C(loaded_matches_file) after a drift check).
   returned: always
   type: dict
   sample:
