@@ -3,8 +3,10 @@
 """Filters of the fleet report (thin adapters over module_utils/report.py and report_html.py)."""
 from __future__ import annotations
 
+import yaml
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.armada.apparmor.plugins.filter.pending_answers import _Dumper, _plain, _Unsafe
 from ansible_collections.armada.apparmor.plugins.module_utils import report as report_mod
 from ansible_collections.armada.apparmor.plugins.module_utils import report_html
 
@@ -74,11 +76,30 @@ _value:
 """
 
 
+def answer_yaml(entry):
+    """An answer entry as the YAML block a person pastes under apparmor_answers (``!unsafe``: host data)."""
+    if not entry:
+        return ""
+    return yaml.dump([_Unsafe(_plain(entry))], Dumper=_Dumper, default_flow_style=False, sort_keys=False,
+                     allow_unicode=True, width=10000)
+
+
+def _with_yaml(report):
+    """The report with each group's answer entry written as YAML text (report.json and the page show text)."""
+    groups = list(report.get("intrusions") or []) + list(report.get("unverified") or [])
+    groups += [g for p in report.get("unanswered") or [] for g in p["items"]]
+    for g in groups:
+        g["answer"] = answer_yaml(g.get("answer"))
+    return report
+
+
 def fleet_report(hosts, programs=None, answers=None, profiles=None, all_loaded=False, report_id="", scope="full"):
     """Filter entry point; input errors become AnsibleFilterError."""
     try:
-        return report_mod.build(hosts, programs=programs, answers=answers, profiles=profiles,
-                                all_loaded=bool(all_loaded), report_id=report_id or "", scope=scope)
+        built = report_mod.build(hosts, programs=programs, answers=answers, profiles=profiles,
+                                 all_loaded=bool(all_loaded), report_id=report_id or "", scope=scope)
+        _with_yaml(built["report"])
+        return built
     except (ValueError, TypeError) as exc:
         raise AnsibleFilterError("fleet_report: %s" % exc) from None
 

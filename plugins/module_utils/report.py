@@ -308,8 +308,10 @@ def target(ev: Mapping) -> str:
     return ""
 
 
-def _snippet(ev: Dict[str, Any], label: str) -> Tuple[str, str]:
-    """(answer YAML that would allow the access, the rule it produces) - ("", why) when none can."""
+def _snippet(ev: Dict[str, Any], label: str) -> Tuple[Optional[Dict[str, Any]], str]:
+    """(the answer entry that would allow the access, the rule it produces) - (None, why) when none can.
+
+    The entry is data: the fleet_report filter writes it as YAML (controller side, PyYAML, ``!unsafe``)."""
     entry = suggest.pending_entry(ev, label)
     answer = {"profile": entry["profile"], "match": entry["match"], "answer": "allow"}  # type: Dict[str, Any]
     if "owner" in entry:
@@ -321,15 +323,15 @@ def _snippet(ev: Dict[str, Any], label: str) -> Tuple[str, str]:
     try:
         result = answers_mod.to_rules([one], [answer], default="pending")
     except ValueError as exc:
-        return "", "no answer can allow it: %s" % exc
+        return None, "no answer can allow it: %s" % exc
     rules = []
     for prof in result["profiles"].values():
         rules += [r.get("text", "") for r in prof.get("rules", [])]
         for child in (prof.get("children") or {}).values():
             rules += [r.get("text", "") for r in child.get("rules", [])]
     if not rules:
-        return "", "no AppArmor rule expresses this access (kind %s)" % ev.get("kind")
-    return suggest.answers_yaml([answer]), "\n".join(rules)
+        return None, "no AppArmor rule expresses this access (kind %s)" % ev.get("kind")
+    return answer, "\n".join(rules)
 
 
 def _group(ev: Dict[str, Any], modes: Dict[str, Dict[str, str]], with_snippet: bool) -> Dict[str, Any]:

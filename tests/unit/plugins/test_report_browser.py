@@ -11,7 +11,7 @@ import os
 import pytest
 from report_browser import Browser, check_report_page
 
-from ansible_collections.armada.apparmor.plugins.module_utils import report as report_mod
+from ansible_collections.armada.apparmor.plugins.filter import fleet_report
 from ansible_collections.armada.apparmor.plugins.module_utils import report_html
 
 HOSTILE_PATH = "/tmp/\"quoted\" '<script>alert(document.title)</script>'\n{{ lookup('env','HOME') }}"
@@ -48,7 +48,7 @@ def browser():
 
 
 def write_report(tmp_path, hosts):
-    built = report_mod.build(hosts, programs=["/usr/bin/app"], now=1764950400.0)
+    built = fleet_report.fleet_report(hosts, programs=["/usr/bin/app"], report_id="20251205T160000Z")
     out = tmp_path / "apparmor-report"
     out.mkdir()
     (out / "report.json").write_text(json.dumps(built["report"]))
