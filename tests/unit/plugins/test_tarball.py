@@ -53,7 +53,7 @@ def test_tarball_holds_the_collection_and_nothing_local(installed):
                     "playbooks/profile_fleet.yml", "tests/sanity/ignore-2.19.txt"):
         assert shipped in names, shipped
     local = [n for n in names if n.startswith(("scripts/", "molecule/", "changelogs/fragments/", ".ci"))
-             or (n.startswith("tests/") and not n.startswith("tests/sanity/") and n != "tests/")
+             or (n.startswith("tests/") and n.split("/")[1] not in ("", "sanity"))
              or n in ("Makefile", "pyproject.toml", ".ansible-lint", ".yamllint") or n.startswith("requirements")]
     assert local == []
 
