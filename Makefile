@@ -18,7 +18,7 @@ export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv apt link lint unit unit-oldest test demo bench fuzz clean build tarball-test
+.PHONY: help setup venv apt link lint unit unit-oldest core-matrix test demo bench fuzz clean build tarball-test
 
 help:
 	@echo "make demo   - build the qemu lab and run the three journeys on it"
@@ -53,6 +53,11 @@ link:
 
 lint: venv link
 	scripts/lint.sh
+	scripts/core-matrix.sh sanity
+
+# The controller side under the other ansible-core versions we claim (requirements-core-*.txt, docs/decisions.md).
+core-matrix: venv link
+	scripts/core-matrix.sh tests
 
 unit-oldest: $(STAMP38) link
 	@if [ -x $(VENV38)/bin/python ]; then \
@@ -63,7 +68,7 @@ unit-oldest: $(STAMP38) link
 unit: venv link
 	$(PY) -m pytest -q tests/unit tests/conformance $(PYTEST_ARGS)
 
-test: setup lint unit-oldest
+test: setup lint unit-oldest core-matrix
 	scripts/test.sh $(PYTEST_ARGS)
 
 demo: setup
@@ -80,7 +85,7 @@ build: venv
 
 clean:
 	-[ -x tests/lab/lab ] && tests/lab/lab down
-	rm -rf $(VENV) $(VENV38) build .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VENV38) .venv-core-* build .pytest_cache .ruff_cache .hypothesis
 
 # The qemu lab (tests/lab/lab, docs/lab.md). LAB_HOSTS guests; `make test` and `make demo` boot their own.
 LAB_HOSTS ?= 3

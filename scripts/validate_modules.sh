@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-PY=$ROOT/.venv/bin/python
-TREE=$ROOT/build/sanity/ansible_collections/armada/apparmor
+VENV=${VENV:-.venv}   # scripts/core-matrix.sh runs it with each ansible-core's virtualenv
+PY=$ROOT/$VENV/bin/python
+TREE=$ROOT/build/sanity-${VENV#.}/ansible_collections/armada/apparmor
 pip_version=$(grep -ohP "^\s+pip='\K[0-9.]+" "$("$PY" -c 'import ansible_test,os;print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py" | head -1)
 [ -n "$pip_version" ] || { echo "validate-modules: cannot tell which pip ansible-test bootstraps" >&2; exit 1; }
 cache="$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
@@ -21,4 +22,4 @@ git ls-files -z --cached --others --exclude-standard | \
   tar --null -T - -cf - | tar -xf - -C "$TREE"
 (cd "$TREE" && git init -q . && git add -A >/dev/null)
 cd "$TREE"
-"$ROOT/.venv/bin/ansible-test" sanity --test validate-modules --python "$("$PY" -c 'import sys;print("%d.%d"%sys.version_info[:2])')" --local --color no
+"$ROOT/$VENV/bin/ansible-test" sanity --test validate-modules --python "$("$PY" -c 'import sys;print("%d.%d"%sys.version_info[:2])')" --local --color no

@@ -4,7 +4,7 @@ include the real abstractions.
 
 Prints one markdown section on stdout (tests/bench/run.py collects it into docs/benchmarks.md).
 
-Input: a realistic log from ../shared/bench/make_auditlog.py read once with our LogReader (its
+Input: a realistic log from tests/bench/tools/make_auditlog.py read once with our LogReader (its
 distinct events; more log lines are generated until there are at least ``--events``). For every
 profile seen, a profile file is written into a scratch apparmor.d whose ``abstractions/`` and
 ``tunables/`` are the real ones from /etc/apparmor.d: it includes abstractions/base and
@@ -30,8 +30,8 @@ import time
 import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED = os.environ.get("ARMADA_SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
-GEN = os.path.join(SHARED, "bench", "make_auditlog.py")
+TOOLS = os.path.join(ROOT, "tests", "bench", "tools")  # vendored, see tests/corpus/README.md
+GEN = os.path.join(TOOLS, "make_auditlog.py")
 sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
 
 from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import escape_glob  # noqa: E402

@@ -3,7 +3,7 @@
 
 Prints one markdown section to stdout (tests/bench/run.py collects it into docs/benchmarks.md).
 
-For each log (1,000,000 lines from ../shared/bench/make_auditlog.py, audit and syslog formats, and a
+For each log (1,000,000 lines from tests/bench/tools/make_auditlog.py, audit and syslog formats, and a
 200,000-line audit log to show RSS does not grow with the file) it runs, each in its own process and
 ``--repeat`` times (best wall time kept): our LogReader through ``feed_stream``; the peer
 ``peer_logprof_read.py`` under /usr/bin/python3; ``grep -c apparmor=``. Wall time, CPU time (user+sys
@@ -22,9 +22,9 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED = os.environ.get("ARMADA_SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
-GEN = os.path.join(SHARED, "bench", "make_auditlog.py")
-PEER = os.path.join(SHARED, "bench", "peer_logprof_read.py")
+TOOLS = os.path.join(ROOT, "tests", "bench", "tools")  # vendored, see tests/corpus/README.md
+GEN = os.path.join(TOOLS, "make_auditlog.py")
+PEER = os.path.join(TOOLS, "peer_logprof_read.py")
 SYS_PY = "/usr/bin/python3"
 
 
@@ -217,10 +217,11 @@ def main():
           "shown (ours: `feed_stream` + `result()`; the peer: its `read_log`, as it reports). Peak RSS is the "
           "child's ru_maxrss (wait4). Commands:\n" % args.repeat)
     print("```")
-    print("%s %s --lines N --format audit|syslog --out FILE   # the logs" % (SYS_PY, GEN))
+    print("%s %s --lines N --format audit|syslog --out FILE   # the logs" % (SYS_PY, os.path.relpath(GEN, ROOT)))
     print("%s tests/bench/bench_parse.py --child FILE          # ours: LogReader.feed_stream + result()"
           % os.path.relpath(py, ROOT))
-    print("%s %s FILE                                           # the peer (aa-logprof's reader)" % (SYS_PY, PEER))
+    print("%s %s FILE                                           # the peer (aa-logprof's reader)"
+          % (SYS_PY, os.path.relpath(PEER, ROOT)))
     print("grep -c apparmor= FILE")
     print("```\n")
     print("*process CPU* is user+sys of the whole child (interpreter start included; the peer's also includes "

@@ -3,7 +3,7 @@
 
 Prints one markdown section on stdout (tests/bench/run.py collects it into docs/benchmarks.md).
 
-Input: a realistic log from ../shared/bench/make_auditlog.py (``--lines``, ``--distinct`` accesses over
+Input: a realistic log from tests/bench/tools/make_auditlog.py (``--lines``, ``--distinct`` accesses over
 ``--profiles`` profiles) read once with our LogReader; its distinct events are then spread over
 ``--hosts`` hosts with a deterministic popularity skew (a few accesses everywhere, most on a few hosts,
 as in a real fleet), each host getting its own copies with its own ``host`` and counts - the shape the
@@ -25,8 +25,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED = os.environ.get("ARMADA_SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
-GEN = os.path.join(SHARED, "bench", "make_auditlog.py")
+TOOLS = os.path.join(ROOT, "tests", "bench", "tools")  # vendored, see tests/corpus/README.md
+GEN = os.path.join(TOOLS, "make_auditlog.py")
 sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
 
 from ansible_collections.armada.apparmor.plugins.filter.pending_answers import pending_answers_filter  # noqa: E402

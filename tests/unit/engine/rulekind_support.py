@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 from typing import Dict, List, Tuple
 
+from armada_corpus import corpus_dir
 from hypothesis import strategies as st
 
 from ansible_collections.armada.apparmor.plugins.module_utils import logparse
@@ -52,14 +53,6 @@ def compile_rules(lines: List[str], abi: str = "3.0") -> Tuple[bool, str]:
         return res.returncode == 0, res.stderr.decode("utf-8", "replace") + "\n--- profile:\n" + body
     finally:
         os.unlink(path)
-
-
-def corpus_dir() -> str:
-    """Same rule as tests/conftest.py: $ARMADA_CORPUS else ../shared/corpus/test_multi."""
-    path = os.environ.get("ARMADA_CORPUS") or os.path.join(os.path.dirname(ROOT), "shared", "corpus", "test_multi")
-    if not os.path.isdir(path):
-        raise RuntimeError("corpus not found at %s: set ARMADA_CORPUS" % path)
-    return path
 
 
 def corpus_case(name: str) -> Tuple[List[Dict], List[str]]:

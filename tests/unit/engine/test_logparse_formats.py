@@ -19,17 +19,14 @@ Sources used for the expected values (not our parser's output):
 """
 import calendar
 import json
-import os
 
 import pytest
+from armada_corpus import vendored_file
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.armada.apparmor.plugins.module_utils import logparse
 from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
-from tests.conftest import ROOT
-
-SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 
 AVC = ('apparmor="DENIED" operation="open" profile="/usr/bin/foo" name="/etc/shadow" pid=1234 comm="foo" '
        'requested_mask="r" denied_mask="r" fsuid=1000 ouid=0')
@@ -128,7 +125,7 @@ def test_bsd_header_time_without_year_is_not_in_the_future():
 
 def test_journald_json_corpus():
     """Real ``journalctl -o json`` records of dbus-daemon: 13 AppArmor records, 3 unrelated messages."""
-    path = os.path.join(SHARED, "corpus", "formats", "journald-json.log")
+    path = vendored_file("formats", "journald-json.log")
     with open(path, "rb") as fh:
         data = fh.read()
     objs = [json.loads(x) for x in data.splitlines() if x.strip()]

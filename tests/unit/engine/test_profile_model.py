@@ -6,6 +6,7 @@ import glob
 import os
 
 import pytest
+from armada_corpus import vendored_file
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rulecore_support import COUNTS, EXAMPLES, compile_profile, count, hostile_name, hostile_path
@@ -26,7 +27,7 @@ def _corpus():
 
 def _real_files():
     files = sorted(glob.glob(os.path.join(_corpus(), "*.profile")))
-    files += [os.path.join(os.path.dirname(_corpus()), "logprof", "ping.bin.ping")]
+    files += [vendored_file("logprof", "ping.bin.ping")]
     for pattern in ("*", "abstractions/*", "abstractions/*/*", "tunables/*"):
         files += [f for f in sorted(glob.glob(os.path.join(APPARMOR_D, pattern))) if os.path.isfile(f)]
     return [f for f in files if os.path.exists(f)]
@@ -56,7 +57,7 @@ def test_every_real_file_round_trips_and_every_rule_parses():
 
 
 def test_structure_of_ping_profile():
-    text = _read(os.path.join(os.path.dirname(_corpus()), "logprof", "ping.bin.ping"))
+    text = _read(vendored_file("logprof", "ping.bin.ping"))
     pf = pm.ProfileFile.parse(text)
     assert pf.abi == "abi/5.0"
     assert [i.target for i in pf.includes] == ["tunables/global"]

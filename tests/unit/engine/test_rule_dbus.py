@@ -1,8 +1,8 @@
 """D-Bus rules: apparmor.d(5) forms, coverage, the corpus dbus cases, journald records, compile,
 hostile bus/path/interface/member/name/label values."""
-import os
 
 import pytest
+from armada_corpus import vendored_file
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rulekind_support import (
@@ -13,7 +13,6 @@ from rulekind_support import (
     compile_queue,
     compile_rules,
     corpus_case,
-    corpus_dir,
     hostile_text,
     one_line,
 )
@@ -82,7 +81,7 @@ def test_corpus(case):
 
 @pytest.mark.skipif(not PARSER, reason=PARSER_MISSING)
 def test_journald_records_give_compiling_rules():
-    path = os.path.join(os.path.dirname(corpus_dir()), "formats", "journald-json.log")
+    path = vendored_file("formats", "journald-json.log")
     lines = []
     with open(path, "rb") as fh:
         for raw in fh:

@@ -1,6 +1,6 @@
-"""Cursor cost on the shared bench log: first read (parse included) and the second, unchanged read.
+"""Cursor cost on the bench log: first read (parse included) and the second, unchanged read.
 
-As a test it runs on a 20,000-line log from ``../shared/bench/make_auditlog.py`` and requires the
+As a test it runs on a 20,000-line log from ``tests/bench/tools/make_auditlog.py`` and requires the
 second read through the cursor to take under 0.1 s. As a script it measures any file:
 
     .venv/bin/python tests/unit/engine/test_sources_bench.py /path/to/audit.log
@@ -19,8 +19,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils import logsources 
 from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED_BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(HERE)))),
-                            "shared", "bench", "make_auditlog.py")
+BENCH_GEN = os.path.join(os.path.dirname(os.path.dirname(HERE)), "bench", "tools", "make_auditlog.py")
 
 
 def measure(path):
@@ -51,9 +50,9 @@ def measure(path):
 
 
 def test_second_read_through_cursor_is_fast(tmp_path):
-    assert os.path.exists(SHARED_BENCH), "the shared bench generator is missing at %s" % SHARED_BENCH
+    assert os.path.exists(BENCH_GEN), "the bench log generator is missing at %s" % BENCH_GEN
     log = str(tmp_path / "audit.log")
-    subprocess.run([sys.executable, SHARED_BENCH, "--lines", "20000", "--out", log], check=True,
+    subprocess.run([sys.executable, BENCH_GEN, "--lines", "20000", "--out", log], check=True,
                    capture_output=True)
     m = measure(log)
     assert m["file_bytes"] == os.path.getsize(log)

@@ -13,6 +13,7 @@ import sys
 import time
 
 import pytest
+from armada_corpus import vendored_file
 
 from ansible_collections.armada.apparmor.plugins.module_utils import logsources as ls
 
@@ -124,10 +125,9 @@ def test_journal_include_rotated_reads_all_boots_and_streams_select(tmp_path):
 
 
 @needs_journal
-def test_shared_corpus_journal_records_pass_through(tmp_path):
-    """The real journald records of the shared corpus: dbus-daemon and dbus-broker ones are read."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    path = os.path.join(os.path.dirname(root), "shared", "corpus", "formats", "journald-json.log")
+def test_corpus_journal_records_pass_through(tmp_path):
+    """The real journald records of the vendored corpus: dbus-daemon and dbus-broker ones are read."""
+    path = vendored_file("formats", "journald-json.log")
     entries = []
     with open(path) as fh:
         for raw in fh:

@@ -47,6 +47,15 @@ def test_tarball_holds_the_collection_and_nothing_local(installed):
     assert "MANIFEST.json" in names
     assert any(n.startswith("plugins/modules/") for n in names)
     assert not any(n.startswith((".venv", "build/", ".git/")) for n in names)
+    # what runs and what a user reads ships; development-only files (galaxy.yml build_ignore) do not
+    for shipped in ("COPYING", "CHANGELOG.rst", "changelogs/changelog.yaml", "meta/runtime.yml",
+                    "meta/execution-environment.yml", "docs/awx/execution-environment.yml", "roles/learn/README.md",
+                    "playbooks/profile_fleet.yml", "tests/sanity/ignore-2.19.txt"):
+        assert shipped in names, shipped
+    local = [n for n in names if n.startswith(("scripts/", "molecule/", "changelogs/fragments/", ".ci"))
+             or (n.startswith("tests/") and n.split("/")[1] not in ("", "sanity"))
+             or n in ("Makefile", "pyproject.toml", ".ansible-lint", ".yamllint") or n.startswith("requirements")]
+    assert local == []
 
 
 def test_installed_playbook_runs_by_fqcn(installed):
