@@ -98,15 +98,20 @@ def profile_file_for(name: str, apparmor_d: str, parser: Optional[str]) -> Optio
     (``/usr/bin/foo`` -> ``usr.bin.foo``), then every profile file, asked with ``apparmor_parser -N``."""
     conventional = conventional_file_name(name)
     candidates = [conventional] + [f for f in host.profile_files(apparmor_d) if f != conventional]
+    candidates = [rel for rel in candidates if os.path.isfile(os.path.join(apparmor_d, rel))]
     parser_path = host.find_parser(parser)
+    # one parser run for the files after the conventional one (Debian 13 ships ~100 profile files)
+    disabled = set(host.link_names(apparmor_d, "disable"))
+    known = host.profile_names_many([os.path.join(apparmor_d, rel) for rel in candidates[1:] if rel not in disabled],
+                                    parser_path, apparmor_d) if candidates[1:] else {}
     for rel in candidates:
         full = os.path.join(apparmor_d, rel)
-        if not os.path.isfile(full):
-            continue
-        try:
-            names = host.profile_names(full, parser_path, apparmor_d)
-        except host.HostError:
-            continue
+        names = known.get(full)
+        if names is None:
+            try:
+                names = host.profile_names(full, parser_path, apparmor_d)
+            except host.HostError:
+                continue
         if name in names:
             return rel
     return None

@@ -163,3 +163,46 @@ def test_status_reports_file_mtime(tree):
     st = host.status(apparmor_d=str(tree), securityfs=str(tree / "no-sfs"), check_drift=False)
     assert st["files"]["usr.bin.x"]["mtime"] == 1700000000
     assert st["processes"] == {}
+
+
+@pytest.mark.parser
+def test_profile_names_many_attributes_names_per_file_in_one_run(tree, tmp_path):
+    (tree / "two").write_text(TWO)
+    (tree / "one").write_text("profile armada-one /usr/bin/armada-one {\n  /x r,\n}\n")
+    (tree / "bad").write_text("profile armada-bad {\n  include <abstractions/armada-missing>\n}\n")
+    (tree / "last").write_text("profile armada-last {\n}\n")
+    paths = [str(tree / n) for n in ("two", "bad", "one", "last")]
+    # a wrapper that logs each start of the real parser
+    calls = tmp_path / "calls"
+    wrapper = tmp_path / "parser"
+    wrapper.write_text('#!/bin/sh\necho "$1" >> %s\nexec %s "$@"\n' % (calls, PARSER))
+    wrapper.chmod(0o755)
+    got = host.profile_names_many(paths, str(wrapper), str(tree))
+    assert calls.read_text().splitlines() == ["-N"]
+    assert got == {str(tree / "two"): ["/usr/bin/armada-b", "armada-a", "armada-a//child", "armada-a//hat"],
+                   str(tree / "one"): ["armada-one"], str(tree / "last"): ["armada-last"]}
+    # the broken file is left out: asked alone, it raises with its own parse error
+    with pytest.raises(host.HostError, match="armada-missing"):
+        host.profile_names(str(tree / "bad"), PARSER, str(tree))
+    # chunks: one run per CHUNK files, same answer
+    calls.write_text("")
+    assert host.profile_names_many(paths, str(wrapper), str(tree), chunk=3) == got
+    assert len(calls.read_text().splitlines()) == 2
+
+
+@pytest.mark.parser
+def test_status_asks_the_parser_for_names_once_not_per_file(tree, tmp_path):
+    for i in range(6):
+        (tree / ("p%d" % i)).write_text("profile armada-p%d /usr/bin/armada-p%d flags=(complain) {\n}\n" % (i, i))
+    (tree / "off").write_text("profile armada-off {\n}\n")
+    os.symlink("../off", str(tree / "disable" / "off"))
+    calls = tmp_path / "calls"
+    wrapper = tmp_path / "parser"
+    wrapper.write_text('#!/bin/sh\necho "$1" >> %s\nexec %s "$@"\n' % (calls, PARSER))
+    wrapper.chmod(0o755)
+    res = host.status(str(tree), str(tmp_path / "no-securityfs"), str(wrapper), check_drift=False)
+    assert {n: e["profiles"] for n, e in res["files"].items()} == dict(
+        {"p%d" % i: {"armada-p%d" % i: {"flags": ["complain"], "mode": "complain"}} for i in range(6)},
+        off={"armada-off": {"flags": [], "mode": "disabled"}})
+    # one -N for the six files, one for the disabled file (through stdin), besides --version
+    assert sorted(calls.read_text().splitlines()) == ["--version", "-N", "-N"]
