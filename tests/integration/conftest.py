@@ -34,8 +34,11 @@ class Lab:
         with open(inventory, encoding="utf-8") as fh:
             inv = yaml.safe_load(fh)
         self.vars = inv["all"]["vars"]
-        self.hosts = inv["all"]["hosts"]  # name -> host vars (ansible_port, armada_lab_flavour, console)
         self.groups = {g: sorted((v or {}).get("hosts") or {}) for g, v in inv["all"]["children"].items()}
+        # name -> host vars (ansible_port, armada_lab_flavour, console) of every guest, the trixie one included
+        self.all_hosts = inv["all"]["hosts"]
+        # the hosts general tests run on: group `lab` (bookworm); a trixie host is only in group `trixie`
+        self.hosts = {h: v for h, v in self.all_hosts.items() if h in self.groups.get("lab", [])}
 
     def first(self, group: str) -> str:
         members = self.groups.get(group) or []
@@ -45,8 +48,9 @@ class Lab:
 
     def ssh(self, host: str, command: str, become: bool = True, timeout: int = 120) -> subprocess.CompletedProcess:
         """One command over plain ssh (no ansible round trip): for quick reads in assertions."""
-        hv = self.hosts[host]
-        cmd = ["ssh", "-i", self.vars["ansible_ssh_private_key_file"], "-p", str(hv["ansible_port"])]
+        hv = self.all_hosts[host]
+        key = hv.get("ansible_ssh_private_key_file", self.vars["ansible_ssh_private_key_file"])
+        cmd = ["ssh", "-i", key, "-p", str(hv["ansible_port"])]
         cmd += shlex.split(self.vars["ansible_ssh_common_args"])
         cmd += ["%s@%s" % (self.vars["ansible_user"], self.vars["ansible_host"])]
         cmd += ["sudo -n sh -c %s" % shlex.quote(command) if become else command]

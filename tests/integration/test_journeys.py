@@ -70,7 +70,8 @@ class Journey:
                    ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false", ANSIBLE_HOST_KEY_CHECKING="false",
                    ANSIBLE_CALLBACK_PLUGINS=CALLBACKS, ANSIBLE_CALLBACKS_ENABLED="journey_results",
                    ARMADA_JOURNEY_RESULTS=results, ANSIBLE_NOCOLOR="1", PWD=self.work)
-        cmd = [ANSIBLE_PLAYBOOK, "-i", self.inv, "armada.apparmor." + name]
+        # --limit: the lab may hold hosts of another suite (a trixie host), which this journey is not about
+        cmd = [ANSIBLE_PLAYBOOK, "-i", self.inv, "--limit", ",".join(self.hosts), "armada.apparmor." + name]
         if extra:
             cmd += ["-e", json.dumps(extra)]
         with open(log, "w") as fh:

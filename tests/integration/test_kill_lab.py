@@ -179,8 +179,9 @@ def test_host_killed_mid_batch_leaves_every_host_in_a_known_state(lab, tmp_path)
     r = Rollout(lab, work)
     deploy = {"deploy_src_dir": "", "deploy_mode": "complain", "apparmor_hosts": "lab",
               "deploy_profiles": [{"path": NAME, "content": PROFILE}]}
+    # apparmor_hosts: the bookworm hosts and the ghost, not a trixie host the lab may also hold
     enforce = {"enforce_profiles": [NAME], "enforce_programs": [], "enforce_force": True,
-               "apparmor_enforce_serial": [1, 2]}
+               "apparmor_enforce_serial": [1, 2], "apparmor_hosts": "lab:ghost"}
 
     for h in order:  # start clean (an interrupted run may have left the profile), keep the state dirs
         remove_profile(lab, h)
