@@ -7,11 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 LAB=tests/lab/lab
-FLAVOURS=${ARMADA_LAB_FLAVOURS:-auditd,kernlog,journald}
+# trixie: a Debian 13 host (kernel 6.12, AppArmor 4.1) for tests/integration/test_trixie_lab.py only
+FLAVOURS=${ARMADA_LAB_FLAVOURS:-auditd,kernlog,journald,trixie}
 trap '"$LAB" down >/dev/null 2>&1 || true' EXIT
 trap 'exit 130' INT TERM
 "$LAB" build
-"$LAB" up 3 --flavours "$FLAVOURS" --owner $$
+"$LAB" build --suite trixie
+"$LAB" up "$(tr ',' '\n' <<<"$FLAVOURS" | wc -l)" --flavours "$FLAVOURS" --owner $$
 eval "$("$LAB" env)"
 molecule test -s default
 rc=0

@@ -36,3 +36,17 @@ def test_workload_profile_compiles_for_the_lab_kernel(flag):
     res = _compile(flag, ABI, PROFILE)
     assert res.returncode == 0, res.stdout
 
+
+
+def test_trixie_features_fixture_describes_the_6_12_kernel():
+    """tests/fixtures/lab-trixie-features.abi: `tests/lab/lab features FILE NAME` on the trixie host.
+
+    What the lab's Debian 13 host can show for real (docs/lab.md, "Debian 13"): user namespaces and io_uring
+    are mediated; fine-grained unix (no af_unix in network_v8) and mqueue (no ipc class) are not."""
+    with open(os.path.join(ROOT, "tests", "fixtures", "lab-trixie-features.abi"), encoding="utf-8") as fh:
+        text = fh.read()
+    assert "namespaces {mask {userns_create" in text
+    assert "io_uring {mask {sqpoll override_creds" in text
+    assert "network_v8 {af_mask" in text
+    for absent in ("af_unix", "mqueue", "ipc {", "network_v9"):
+        assert absent not in text, absent

@@ -38,13 +38,45 @@ def test_inventory_groups_and_connection(tmp_path):
     inv = yaml.safe_load(read(lab.write_inventory("/img", hosts)))
     groups = {g: sorted(v.get("hosts") or {}) for g, v in inv["all"]["children"].items()}
     assert groups == {"lab": ["lab1", "lab2", "lab3"], "canary": ["lab1"], "rest": ["lab2", "lab3"],
-                      "auditd": ["lab1", "lab3"], "kernlog": ["lab2"], "journald": []}
+                      "auditd": ["lab1", "lab3"], "kernlog": ["lab2"], "journald": [], "trixie": []}
     assert inv["all"]["vars"]["ansible_ssh_pipelining"] is True
     assert inv["all"]["vars"]["ansible_host"] == "127.0.0.1"
     assert inv["all"]["vars"]["ansible_ssh_private_key_file"] == "/img/id_ed25519"
     assert {h: v["ansible_port"] for h, v in inv["all"]["hosts"].items()} == {"lab1": 40001, "lab2": 40002,
                                                                             "lab3": 40003}
     assert "Port 40002" in read(os.path.join(str(tmp_path), "ssh_config"))
+
+
+def test_trixie_host_has_its_own_key_and_only_its_own_group(tmp_path):
+    lab = load_tool(run_dir=str(tmp_path))
+    hosts = [{"name": "lab%d" % i, "port": 40000 + i, "flavour": fl, "console": "c", "image": img}
+             for i, fl, img in ((1, "auditd", "/img"), (2, "trixie", "/trixie/img"), (3, "kernlog", "/img"))]
+    inv = yaml.safe_load(read(lab.write_inventory("/img", hosts)))
+    groups = {g: sorted(v.get("hosts") or {}) for g, v in inv["all"]["children"].items()}
+    # general tests and playbooks use lab/canary/rest: the Debian 13 host is in none of them
+    assert groups == {"lab": ["lab1", "lab3"], "canary": ["lab1"], "rest": ["lab3"], "auditd": ["lab1"],
+                      "kernlog": ["lab3"], "journald": [], "trixie": ["lab2"]}
+    assert inv["all"]["hosts"]["lab2"]["ansible_ssh_private_key_file"] == "/trixie/img/id_ed25519"
+    assert "ansible_ssh_private_key_file" not in inv["all"]["hosts"]["lab1"]
+    assert "Port 40002\n  User armada\n  IdentityFile /trixie/img/id_ed25519" in read(str(tmp_path / "ssh_config"))
+
+
+def test_suites_have_their_own_key_and_cache_dir(tmp_path):
+    lab = load_tool()
+    lab.BASE_CACHE = str(tmp_path)
+    lab.use_suite("bookworm")
+    book_key, book_dir = lab.image_key(), lab.image_dir()
+    lab.use_suite("trixie")
+    assert lab.image_key() != book_key and lab.SUITES["bookworm"][0] == lab.PACKAGES
+    assert lab.image_dir() == str(tmp_path / "trixie" / ("img-" + lab.image_key()))
+    assert "virtio_net" in lab.MODULES and "virtio" not in lab.MODULES  # built into the 6.12 kernel
+    assert lab.apt_sources().startswith("deb ") and lab.apt_sources().endswith(" trixie main")
+    lab.use_suite("bookworm")  # and back: the same key and directory as before
+    assert (lab.image_key(), lab.image_dir()) == (book_key, book_dir)
+    assert os.path.dirname(book_dir) == str(tmp_path)
+    with pytest.raises(lab.LabError, match="unknown suite"):
+        lab.use_suite("sid")
+    assert [lab.FLAVOUR_SUITE.get(f, "bookworm") for f in lab.FLAVOURS] == ["bookworm"] * 3 + ["trixie"]
 
 
 def test_flavours_default_alternate_and_chosen_ones_cycle():
