@@ -59,6 +59,16 @@ class Trixie(Journey):
                 res.append(line)
         return res
 
+    # the journey's helpers default to the workload's profile: this scenario's program instead
+    def record(self, host):
+        return json.loads(self.must(host, "cat %s/convergence.json" % STATE))["profiles"][PROGRAM]
+
+    def kernel_mode(self, host, name=PROGRAM):
+        return super().kernel_mode(host, name)
+
+    def sha(self, host, path=PROFILE_FILE):
+        return super().sha(host, path)
+
     def now(self) -> float:
         return float(self.must(self.host, "date +%s.%N"))
 
