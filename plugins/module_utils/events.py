@@ -58,7 +58,9 @@ def identity(event):
     """The tuple that decides which records fold together (docs/events.md, *Identity*).
 
     Capability events use the capability name when the record carries one (``capname=``), so
-    records that only log the number and records that log both still fold.
+    records that only log the number and records that log both still fold. Forgeable records
+    (``forgeable: true``, see provenance.py) get a marker at the end: they stay apart from trusted
+    sightings of the same access, whose ids do not change.
     """
     kind = event.get("kind", "other")
     ident = [kind, event.get("host"), event.get("profile")]  # type: List[Any]
@@ -72,6 +74,9 @@ def identity(event):
             ident.append(tuple(event.get("operations") or ()))
         else:
             ident.append(event.get(field))
+    if event.get("forgeable") is True:
+        # a record a local user could have written never folds into (or hides) a trusted one
+        ident.append("forgeable")
     return tuple(ident)
 
 
@@ -118,6 +123,8 @@ def merge_into(target, other):
         target[key] = b if a is None else (a if b is None else pick(a, b))
     target["pids"] = _bounded_union(target.get("pids", []), other.get("pids", []), MAX_PIDS)
     target["comms"] = _bounded_union(target.get("comms", []), other.get("comms", []), MAX_COMMS)
+    if "sources" in target or "sources" in other:
+        target["sources"] = sorted(set(target.get("sources") or ()) | set(other.get("sources") or ()))
     if "mask" in target and "mask" in other:
         mask = dict(target["mask"])
         mask["denied"] = _union_mask(target.get("kind", ""), mask.get("denied", ""), other["mask"].get("denied", ""))

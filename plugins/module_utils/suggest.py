@@ -303,6 +303,9 @@ def pending_entry(event: Dict[str, Any], label: str, abstractions: Optional[Abst
     elif event.get("host"):
         entry["hosts"] = [str(event["host"])]
         entry["counts"] = {str(event["host"]): int(event.get("count") or 1)}
+    if event.get("forgeable") is True:  # only seen in sources a local user can write: say so where it is answered
+        entry["forgeable"] = True
+        entry["sources"] = [str(x) for x in event.get("sources") or ()]
     if event.get("reason"):
         entry["reason"] = event["reason"]
     if event.get("id"):
@@ -423,7 +426,7 @@ def _emit_value(key: str, value: Any, indent: str) -> List[str]:
 
 _PLAIN_KEYS = frozenset(("profile", "match", "answer", "glob", "owner", "audit", "exec_mode", "exec_target", "include",
                          "comment", "suggestions", "hosts", "counts", "count", "id", "reason", "first_seen",
-                         "last_seen", "globs", "includes", "exec_modes") + tuple(
+                         "last_seen", "globs", "includes", "exec_modes", "forgeable", "sources") + tuple(
     f for fields in MATCH_FIELDS_BY_KIND.values() for f in fields) + ("kind", "capability"))
 
 
