@@ -18,9 +18,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
+from ansible_collections.armada.apparmor.plugins.module_utils import aaglob, provenance
 from ansible_collections.armada.apparmor.plugins.module_utils import events as events_model
-from ansible_collections.armada.apparmor.plugins.module_utils import provenance
 from ansible_collections.armada.apparmor.plugins.module_utils import rules as rules_registry
 from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import EscapeError, escape_glob, pattern_literal
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.file import FileRule

@@ -158,12 +158,14 @@ class Aggregator:
 
     ``max_events`` caps distinct events: once reached, records of new identities are dropped and
     counted in ``dropped`` (records of known events still fold), so a flood cannot exhaust memory.
+    Trusted and forgeable events have a cap each, so a flood of forged records cannot crowd out real ones.
     """
 
     def __init__(self, max_events=None):
         # type: (Optional[int]) -> None
         self.max_events = max_events
         self.events = {}  # type: Dict[str, Dict[str, Any]]
+        self.distinct = {False: 0, True: 0}  # distinct events per forgeable flag
         self.dropped = 0
         self.max_reached = False
 
@@ -175,10 +177,12 @@ class Aggregator:
         if known is not None:
             merge_into(known, event)
             return True
-        if self.max_events is not None and len(self.events) >= self.max_events:
+        forgeable = event.get("forgeable") is True
+        if self.max_events is not None and self.distinct[forgeable] >= self.max_events:
             self.max_reached = True
             self.dropped += event.get("count", 1) or 1
             return False
+        self.distinct[forgeable] += 1
         self.events[eid] = event
         return True
 

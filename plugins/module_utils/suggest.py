@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
 from ansible_collections.armada.apparmor.plugins.module_utils.answers import literal_pattern
+from ansible_collections.armada.apparmor.plugins.module_utils.provenance import FORGEABLE
 
 # Kind → event fields that identify the access (docs/events.md, Identity), in the order written.
 MATCH_FIELDS_BY_KIND = {
@@ -305,7 +306,8 @@ def pending_entry(event: Dict[str, Any], label: str, abstractions: Optional[Abst
         entry["counts"] = {str(event["host"]): int(event.get("count") or 1)}
     if event.get("forgeable") is True:  # only seen in sources a local user can write: say so where it is answered
         entry["forgeable"] = True
-        entry["sources"] = [str(x) for x in event.get("sources") or ()]
+        # host data: only the known origin names reach the file users paste into inventory
+        entry["sources"] = [x for x in event.get("sources") or () if isinstance(x, str) and x in FORGEABLE]
     if event.get("reason"):
         entry["reason"] = event["reason"]
     if event.get("id"):

@@ -95,7 +95,8 @@ options:
   max_events:
     description:
       - Stop adding new distinct events after this many (records of known events still count).
-        C(max_events_reached) in RV(stats) says when it happened.
+        C(max_events_reached) in RV(stats) says when it happened. Trusted and forgeable events are capped
+        separately (this many each), so a flood of forged records cannot push real ones out.
     type: int
   raw_samples:
     description:

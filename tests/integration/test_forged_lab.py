@@ -68,7 +68,9 @@ apparmor_parser -r {profile}
 # The kernel-log host gets a syslog daemon: busybox syslogd on /dev/log, writing /var/log/messages.
 SYSLOGD_UP = r"""
 set -e
-if [ -e /dev/log ] || [ -e {messages} ]; then echo "/dev/log or {messages} exists: not a clean kernlog host" >&2; exit 3; fi
+if [ -e /dev/log ] || [ -e {messages} ]; then
+  echo "/dev/log or {messages} exists: not a clean kernlog host" >&2; exit 3
+fi
 busybox syslogd -O {messages}
 n=0; while [ ! -S /dev/log ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done
 [ -S /dev/log ]

@@ -7,6 +7,9 @@ file line ``HOST kernel: audit: ...`` / ``HOST dbus-daemon[1]: ...`` as rsyslog 
 import json
 
 import pytest
+from fuzz_support import EXAMPLES, bump
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ansible_collections.armada.apparmor.plugins.module_utils import answers, events, logsources, provenance, suggest
 from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
@@ -218,3 +221,69 @@ def test_soak_verdict_takes_unmarked_events_as_trusted():
     ev = fevent(False)
     del ev["forgeable"], ev["sources"]
     assert provenance.soak_verdict([ev], True)["action"] == "rollback"
+
+
+# ---- fuzz: forged copies mixed into trusted records (make fuzz: ARMADA_FUZZ_EXAMPLES per run) ---------------
+
+FORGED_FIELDS = st.fixed_dictionaries({}, optional={
+    "_TRANSPORT": st.sampled_from(["syslog", "journal", "stdout", "driver", "", "Kernel", "kernel ", "audit\n"]),
+    "_UID": st.sampled_from(["65534", "1000", "0x0", "-0", "", "101 ", "abc"]),
+    "_COMM": st.sampled_from(["logger", "dbus-daemon", "dbus-broker", "kernel", "systemd-journal", ""]),
+    "_PID": st.sampled_from(["1", "4242", "", "x"]),
+    "SYSLOG_IDENTIFIER": st.sampled_from(["kernel", "dbus-daemon", "dbus-broker", "audit"]),
+    "_SYSTEMD_UNIT": st.sampled_from(["dbus.service", "systemd-journald.service"]),
+})
+
+
+def _forged(fields):
+    """A field set a local user can get journald to store: never kernel/audit transport, never a bus uid+comm."""
+    f = dict(fields)
+    if f.get("_TRANSPORT") in ("kernel", "audit"):
+        f["_TRANSPORT"] = "syslog"
+    if f.get("_UID") in ("0", str(BUS_UID)):
+        f["_UID"] = "65534"
+    return f
+
+
+@settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.tuples(st.sampled_from(["kernel", "audit", "dbus"]), st.integers(0, 3), st.booleans(),
+                          FORGED_FIELDS), min_size=1, max_size=30),
+       st.integers(1, 7))
+def test_fuzz_forged_copies_never_join_hide_or_change_trusted_events(items, chunk):
+    bump("reader", "forged_cases")
+    lines, trusted_lines, n_forged = [], [], 0
+    for transport, variant, forged, fields in items:
+        msg = (DBUS_MSG if transport == "dbus" else KERNEL_MSG).replace("/usr/bin/x", "/usr/bin/x%d" % variant)
+        if forged:
+            line = jline(msg, **_forged(fields))
+            n_forged += 1
+        else:
+            real = BUS_DBUS if transport == "dbus" else {"_TRANSPORT": transport}
+            line = jline(msg, **real)
+            trusted_lines.append(line)
+        lines.append(line)
+    bump("reader", "forged_lines", n=n_forged)
+    reader = LogReader(host="h", dbus_uids=UIDS)
+    for i in range(0, len(lines), chunk):
+        reader.feed(b"".join(lines[i:i + chunk]), "journal:all", origin="journal")
+    evs = reader.result()["events"]
+    alone = {e["id"]: e["count"] for e in read_json(*trusted_lines)} if trusted_lines else {}
+    assert {e["id"]: e["count"] for e in evs if not e["forgeable"]} == alone
+    assert sum(e["count"] for e in evs if e["forgeable"]) == n_forged
+    assert all(e["sources"] == ["journal-unverified"] for e in evs if e["forgeable"])
+    # a soak that read only the forged ones never rolls back
+    verdict = provenance.soak_verdict([e for e in evs if e["forgeable"]], only_forgeable=False)
+    assert verdict["action"] == "continue"
+    assert provenance.soak_verdict([e for e in evs if e["forgeable"]], only_forgeable=True)["action"] in (
+        "stop" if n_forged else "continue",)
+
+
+def test_a_flood_of_forged_events_cannot_crowd_real_ones_out_of_max_events():
+    flood = "".join("Nov 25 10:00:01 web1 kernel: %s\n" % KERNEL_MSG.replace("/etc/shadow", "/f/%d" % i)
+                    for i in range(50)).encode()
+    reader = LogReader(host="h", max_events=10)
+    reader.feed(flood, "file:/var/log/syslog", origin="syslog")
+    reader.feed((AUDIT_LINE + "\n").encode(), "file:/var/log/audit/audit.log", origin="auditd")
+    res = reader.result()
+    assert [e["path"] for e in res["events"] if not e["forgeable"]] == ["/etc/shadow"]
+    assert sum(1 for e in res["events"] if e["forgeable"]) == 10 and res["stats"]["dropped"] == 40
