@@ -93,7 +93,7 @@ HEADER = """\
 # Each entry is tagged !unsafe: its values came from the hosts and Ansible never templates them.
 """
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
-_FLOW_KEYS = ("match", "counts", "hosts", "logged", "comm", "exec_modes")
+_FLOW_KEYS = ("match", "counts", "hosts", "logged", "comm", "exec_modes", "sources")
 
 
 class _Unsafe(dict):

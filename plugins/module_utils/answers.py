@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
+from ansible_collections.armada.apparmor.plugins.module_utils import aaglob, provenance
 from ansible_collections.armada.apparmor.plugins.module_utils import events as events_model
 from ansible_collections.armada.apparmor.plugins.module_utils import rules as rules_registry
 from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import EscapeError, escape_glob, pattern_literal
@@ -40,7 +40,7 @@ DECISION_KEYS = ("profile", "match", "answer", "glob", "owner", "audit", "exec_m
 # Informational keys written by pending_answers; accepted (and ignored) so that a reviewed pending
 # block pastes back into inventory unchanged.
 INFO_KEYS = ("suggestions", "hosts", "counts", "count", "id", "reason", "first_seen", "last_seen", "rule", "logged",
-             "comm")
+             "comm", "forgeable", "sources")
 ANSWER_KEYS = DECISION_KEYS + INFO_KEYS
 
 EVENT_KINDS = ("file", "exec", "capability", "network", "unix", "signal", "ptrace", "dbus", "mount",
@@ -537,7 +537,7 @@ class _Fold:
     copies is linear instead of re-sorting lists on every copy."""
 
     __slots__ = ("event", "hosts", "origins", "foreign", "ops", "modes", "pids", "comms", "first", "last",
-                 "denied", "letters")
+                 "denied", "letters", "sources")
 
     def __init__(self, ev: Dict[str, Any], counts: Dict[str, int], origins: Dict[str, int], foreign: bool,
                  fleet_id: str) -> None:
@@ -557,6 +557,7 @@ class _Fold:
         mask = ev.get("mask")
         self.denied = mask.get("denied") if isinstance(mask, dict) else None
         self.letters = ev.get("kind") in PATH_KINDS
+        self.sources = set(ev.get("sources") or ()) if isinstance(ev.get("sources"), list) else set()
 
     def add(self, ev: Dict[str, Any], counts: Dict[str, int], origins: Dict[str, int], foreign: bool) -> None:
         hosts = self.hosts
@@ -571,6 +572,8 @@ class _Fold:
         modes = ev.get("modes")
         if modes:
             self.modes.update(modes)
+        if isinstance(ev.get("sources"), list):
+            self.sources.update(str(s) for s in ev["sources"])
         for acc, new in ((self.pids, ev.get("pids")), (self.comms, ev.get("comms"))):
             if new and len(acc) < events_model.MAX_PIDS:
                 for item in new:
@@ -606,6 +609,8 @@ class _Fold:
         ev["comms"] = sorted(self.comms)[:events_model.MAX_COMMS]
         ev["first_seen"] = self.first
         ev["last_seen"] = self.last
+        if self.sources:
+            ev["sources"] = sorted(self.sources)
         if isinstance(ev.get("mask"), dict):
             ev["mask"] = dict(ev["mask"])
             if self.denied is not None:
@@ -922,6 +927,14 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
             # never pending: no answer could write it (an include answer writes no path and still applies)
             entry["unsupported"].append(_pending(ev, "%s event path %s" % (kind, file_path_problem(path)), label))
             stats["unsupported"] += 1
+            continue
+        if verdict is None and provenance.is_forgeable(ev):
+            # no person decided and a local user could have written every record of it: never a rule by default
+            entry["pending"].append(_pending(
+                ev, "forgeable: read only from %s, which any local user can write (docs/security.md, Forged "
+                "records); only an answer can allow it" % ", ".join(ev.get("sources") or ["a forgeable source"]),
+                label))
+            stats["pending"] += 1
             continue
         if verdict == "pending" or (verdict is None and default == "pending"):
             entry["pending"].append(_pending(ev, "explicitly pending (answer #%d)" % ans.index if ans is not None

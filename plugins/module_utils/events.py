@@ -58,7 +58,9 @@ def identity(event):
     """The tuple that decides which records fold together (docs/events.md, *Identity*).
 
     Capability events use the capability name when the record carries one (``capname=``), so
-    records that only log the number and records that log both still fold.
+    records that only log the number and records that log both still fold. Forgeable records
+    (``forgeable: true``, see provenance.py) get a marker at the end: they stay apart from trusted
+    sightings of the same access, whose ids do not change.
     """
     kind = event.get("kind", "other")
     ident = [kind, event.get("host"), event.get("profile")]  # type: List[Any]
@@ -72,6 +74,9 @@ def identity(event):
             ident.append(tuple(event.get("operations") or ()))
         else:
             ident.append(event.get(field))
+    if event.get("forgeable") is True:
+        # a record a local user could have written never folds into (or hides) a trusted one
+        ident.append("forgeable")
     return tuple(ident)
 
 
@@ -118,6 +123,8 @@ def merge_into(target, other):
         target[key] = b if a is None else (a if b is None else pick(a, b))
     target["pids"] = _bounded_union(target.get("pids", []), other.get("pids", []), MAX_PIDS)
     target["comms"] = _bounded_union(target.get("comms", []), other.get("comms", []), MAX_COMMS)
+    if "sources" in target or "sources" in other:
+        target["sources"] = sorted(set(target.get("sources") or ()) | set(other.get("sources") or ()))
     if "mask" in target and "mask" in other:
         mask = dict(target["mask"])
         mask["denied"] = _union_mask(target.get("kind", ""), mask.get("denied", ""), other["mask"].get("denied", ""))
@@ -151,12 +158,14 @@ class Aggregator:
 
     ``max_events`` caps distinct events: once reached, records of new identities are dropped and
     counted in ``dropped`` (records of known events still fold), so a flood cannot exhaust memory.
+    Trusted and forgeable events have a cap each, so a flood of forged records cannot crowd out real ones.
     """
 
     def __init__(self, max_events=None):
         # type: (Optional[int]) -> None
         self.max_events = max_events
         self.events = {}  # type: Dict[str, Dict[str, Any]]
+        self.distinct = {False: 0, True: 0}  # distinct events per forgeable flag
         self.dropped = 0
         self.max_reached = False
 
@@ -168,10 +177,12 @@ class Aggregator:
         if known is not None:
             merge_into(known, event)
             return True
-        if self.max_events is not None and len(self.events) >= self.max_events:
+        forgeable = event.get("forgeable") is True
+        if self.max_events is not None and self.distinct[forgeable] >= self.max_events:
             self.max_reached = True
             self.dropped += event.get("count", 1) or 1
             return False
+        self.distinct[forgeable] += 1
         self.events[eid] = event
         return True
 

@@ -39,6 +39,7 @@ from itertools import islice
 from operator import itemgetter
 
 from ansible_collections.armada.apparmor.plugins.module_utils import events as ev_mod
+from ansible_collections.armada.apparmor.plugins.module_utils import provenance
 
 __metaclass__ = type
 
@@ -529,15 +530,24 @@ def parse_line(line, host=None):
     return {"record": rec, "event": event, "skip": None}
 
 
-def _json_message(line):
-    # type: (bytes) -> Tuple[bytes, Optional[float], Optional[str]]
-    """(MESSAGE bytes, realtime seconds, error) of one ``journalctl -o json`` object."""
+def _json_object(line):
+    # type: (bytes) -> Tuple[Dict[str, Any], Optional[str]]
+    """(object, error) of one ``journalctl -o json`` line."""
     try:
         obj = json.loads(line.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deeply nested arrays
-        return b"", None, "bad_json"
+        return {}, "bad_json"
     if not isinstance(obj, dict):
-        return b"", None, "bad_json"
+        return {}, "bad_json"
+    return obj, None
+
+
+def _json_message(line):
+    # type: (bytes) -> Tuple[bytes, Optional[float], Optional[str]]
+    """(MESSAGE bytes, realtime seconds, error) of one ``journalctl -o json`` object."""
+    obj, err = _json_object(line)
+    if err:
+        return b"", None, err
     return _journal_entry_message(obj)
 
 
@@ -623,12 +633,18 @@ class LogReader:
 
     ``profiles``: AppArmor globs over profile names (the full label and its parent both tried);
     ``modes``: record classes to keep (default all); ``raw_samples``: keep one raw line per event;
-    ``max_events``: cap on distinct events (see ``events.Aggregator``).
+    ``max_events``: cap on distinct events (see ``events.Aggregator``); ``dbus_uids``: the uids a
+    system bus daemon runs as (journal dbus records from other senders are unverified; default: root
+    and the bus users of this host). Each ``feed*`` call says where its bytes come from (``origin``,
+    provenance.py): every event carries ``sources`` and ``forgeable``.
     """
 
-    def __init__(self, host=None, profiles=None, modes=None, raw_samples=False, max_events=None):
-        # type: (Optional[str], Optional[List[str]], Optional[List[str]], bool, Optional[int]) -> None
+    def __init__(self, host=None, profiles=None, modes=None, raw_samples=False, max_events=None, dbus_uids=None):
+        # type: (Optional[str], Optional[List[str]], Optional[List[str]], bool, Optional[int], Optional[Iterable[int]]) -> None
         self.host = host
+        self.dbus_uids = frozenset(dbus_uids) if dbus_uids is not None else provenance.bus_uids()
+        self._declared = None  # type: Optional[str]
+        self._origin = provenance.stream_origin(None)
         self.profiles = list(profiles) if profiles else None
         self.modes = frozenset(m.upper() for m in modes) if modes else None
         self.raw_samples = raw_samples
@@ -655,9 +671,24 @@ class LogReader:
 
     # -- input -------------------------------------------------------------------------------
 
-    def feed(self, data, source=""):
-        # type: (bytes, str) -> None
-        """Add whole lines of any supported format. Data is buffered and scanned in large blocks."""
+    def _use(self, declared):
+        # type: (Optional[str]) -> None
+        """Switch to the origin of the next bytes: what is buffered so far is read under the old one."""
+        if declared == self._declared:
+            return
+        origin = provenance.stream_origin(declared)
+        self._drain()
+        self._fold()
+        self._declared, self._origin = declared, origin
+
+    def feed(self, data, source="", origin=None):
+        # type: (bytes, str, Optional[str]) -> None
+        """Add whole lines of any supported format. Data is buffered and scanned in large blocks.
+
+        ``origin``: what wrote these bytes (provenance.DECLARED: ``auditd``, ``dmesg``, ``syslog``,
+        ``journal`` for ``journalctl -o json`` lines, or None = unspecified, the caller vouches).
+        """
+        self._use(origin)
         if not data:
             return
         if not data.endswith(b"\n"):
@@ -670,13 +701,14 @@ class LogReader:
         if self._pending_len >= BLOCK:
             self._drain()
 
-    def feed_stream(self, fobj, source="", block=BLOCK):
-        # type: (Any, str, int) -> None
+    def feed_stream(self, fobj, source="", block=BLOCK, origin=None):
+        # type: (Any, str, int, Optional[str]) -> None
         """Read a binary file object to its end in large blocks (one reused buffer, no copies).
 
         The buffer grows to hold one line of at most MAX_LINE bytes, no further: a line that fills
         it then is counted as ``too_long`` and the rest of it is read and dropped until its newline.
         """
+        self._use(origin)
         self._drain()
         buf = bytearray(block)
         view = memoryview(buf)
@@ -723,9 +755,10 @@ class LogReader:
         self.stats["bytes"] += size
         self._skip("too_long", bytes(line[:SAMPLE_LEN + 1]))
 
-    def feed_journal_export(self, data, source=""):
-        # type: (bytes, str) -> None
+    def feed_journal_export(self, data, source="", origin="journal"):
+        # type: (bytes, str, Optional[str]) -> None
         """Add ``journalctl -o export`` output (entries separated by blank lines, binary fields sized)."""
+        self._use(origin)
         t0 = time.process_time()
         self.stats["bytes"] += len(data)
         pos, end = 0, len(data)
@@ -774,7 +807,14 @@ class LogReader:
         if err:
             self._skip(err, msg)
             return
-        self._general(msg, when=when)
+        self._general(msg, when=when, origin=self._entry_origin(entry))
+
+    def _entry_origin(self, entry):
+        # type: (Mapping[str, Any]) -> str
+        """Origin of one journal entry: by its trusted fields when the stream is a journal."""
+        if self._declared == "journal":
+            return provenance.journal_origin(entry, self.dbus_uids)
+        return self._origin
 
     # -- output ------------------------------------------------------------------------------
 
@@ -962,31 +1002,36 @@ class LogReader:
                 s.add(rec[2])
         self._raws = None
 
-    def _general(self, line, when=None):
-        # type: (bytes, Optional[float]) -> None
-        """Any shape, one line: cached on the line minus its time and pid tokens."""
+    def _general(self, line, when=None, origin=None):
+        # type: (bytes, Optional[float], Optional[str]) -> None
+        """Any shape, one line: cached on the line minus its time and pid tokens (and per origin)."""
         if len(line) > MAX_LINE:
             self._skip("too_long", line)
             return
+        if origin is None:
+            origin = self._origin
         stripped = line.strip()
         if stripped.startswith(b"{"):
-            msg, when, err = _json_message(stripped)
+            obj, err = _json_object(stripped)
+            if not err:
+                msg, when, err = _journal_entry_message(obj)
             if err:
                 self._skip(err, line)
                 return
             line = msg
+            origin = self._entry_origin(obj)
         head = split_header(line)
         node = head["node"]
         if head["error"] == "not_a_record":
             self.stats["ignored"] += 1
             return
         body = head["body"]
-        key = (b"g", node, head["type"], _PIDTOK.sub(b"pid=", body))
+        key = (b"g", node, head["type"], _PIDTOK.sub(b"pid=", body), origin)
         tmpl = self._tmpl.get(key)
         if tmpl is None:
             if self._tmpl_bytes + len(line) > MAX_TEMPLATE_BYTES:
                 self._fold()
-            tmpl = self._tmpl[key] = self._template(line, line, when=when)
+            tmpl = self._tmpl[key] = self._template(line, line, when=when, origin=origin)
             tmpl.size = len(line)
             self._tmpl_bytes += len(line)
             self._cnt[key] = 0
@@ -1008,24 +1053,24 @@ class LogReader:
         if toks and len(pids) < ev_mod.MAX_PIDS:
             pids.add(toks[0])
 
-    def _template(self, line, raw, when=None):
-        # type: (bytes, bytes, Optional[float]) -> _Template
+    def _template(self, line, raw, when=None, origin=None):
+        # type: (bytes, bytes, Optional[float], Optional[str]) -> _Template
         """Parse one distinct record body once: event, skip reason, or filtered."""
         t0 = time.process_time()
         try:
-            return self._template_parse(line, raw, when)
+            return self._template_parse(line, raw, when, origin or self._origin)
         finally:
             self.timing["parse"] += time.process_time() - t0
 
-    def _template_parse(self, line, raw, when):
-        # type: (bytes, bytes, Optional[float]) -> _Template
+    def _template_parse(self, line, raw, when, origin):
+        # type: (bytes, bytes, Optional[float], str) -> _Template
         tmpl = _Template()
         rec, reason = parse_record(line, when=when)
         if rec is None:
             tmpl.skip = reason
             tmpl.sample = sanitise(raw)
             return tmpl
-        event = build_event(rec, self.host)
+        event = provenance.mark(build_event(rec, self.host), origin)
         tmpl.kind = event["kind"]
         tmpl.mode = rec["mode"]
         tmpl.pid = record_pid(rec)

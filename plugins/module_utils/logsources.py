@@ -42,6 +42,7 @@ WINDOW = 4096
 CHUNK = 1 << 20
 
 AUDIT_LOG = "/var/log/audit/audit.log"
+AUDITD_CONF = "/etc/audit/auditd.conf"
 SYSLOG_FILES = ("/var/log/kern.log", "/var/log/syslog", "/var/log/messages")
 #: Files that also carry user-space (dbus) records, in preference order.
 DBUS_SYSLOG_FILES = ("/var/log/syslog", "/var/log/messages")
@@ -91,13 +92,31 @@ class Source:
         return "dmesg"
 
     @property
+    def origin(self) -> str:
+        """What writes this stream (provenance.DECLARED): decides whether its records are forgeable.
+
+        Only auditd's own log is trusted among files: any other text file is written by a syslog
+        daemon that stores whatever a local user sends to /dev/log (``logger -t kernel ...``).
+        Journal entries are judged one by one by their trusted fields.
+        """
+        if self.kind == "file":
+            return "auditd" if self.path in auditd_logs(self.root) else "syslog"
+        return "journal" if self.kind == "journal" else "dmesg"
+
+    @property
+    def forgeable(self) -> bool:
+        """True when every record of this stream could have been written by a local user."""
+        return self.origin == "syslog"
+
+    @property
     def fmt(self) -> str:
         """How the bytes are framed: ``journal_json`` (one JSON object a line) or ``text``."""
         return "journal_json" if self.kind == "journal" else "text"
 
     def to_dict(self) -> Dict[str, Any]:
         """Plain description for module results."""
-        d = {"name": self.key, "kind": self.kind, "streams": self.streams, "reason": self.reason}
+        d = {"name": self.key, "kind": self.kind, "streams": self.streams, "reason": self.reason,
+             "origin": self.origin, "forgeable": self.forgeable}
         if self.path:
             d["path"] = self.path
         if self.journal_directory:
@@ -117,6 +136,20 @@ def _under(root: str, path: str) -> str:
     if root in ("", "/"):
         return path
     return os.path.join(root, path.lstrip("/"))
+
+
+def auditd_logs(root: str = "/") -> Tuple[str, ...]:
+    """Paths of auditd's log: the default one and the ``log_file`` of auditd.conf (inside ``root``)."""
+    paths = [_under(root, AUDIT_LOG)]
+    try:
+        with open(_under(root, AUDITD_CONF), encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, sep, value = line.partition("=")
+                if sep and key.strip() == "log_file" and value.strip().startswith("/"):
+                    paths.append(_under(root, value.strip()))
+    except OSError:
+        pass
+    return tuple(paths)
 
 
 def auditd_active(root: str = "/") -> bool:

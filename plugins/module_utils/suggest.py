@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
 from ansible_collections.armada.apparmor.plugins.module_utils.answers import literal_pattern
+from ansible_collections.armada.apparmor.plugins.module_utils.provenance import FORGEABLE
 
 # Kind → event fields that identify the access (docs/events.md, Identity), in the order written.
 MATCH_FIELDS_BY_KIND = {
@@ -406,6 +407,12 @@ def pending_entry(event: Dict[str, Any], label: str, abstractions: Optional[Abst
     ids = [str(e["id"]) for e in events if e.get("id")][:MAX_IDS]
     if ids:
         entry["id"] = ids[0] if len(ids) == 1 else ids
+    if events and all(e.get("forgeable") is True for e in events):
+        # only seen in sources a local user can write: say so where it is answered; host data, so only the
+        # known origin names reach the file users paste into inventory
+        entry["forgeable"] = True
+        entry["sources"] = sorted({x for e in events for x in e.get("sources") or ()
+                                   if isinstance(x, str) and x in FORGEABLE})
     return entry
 
 

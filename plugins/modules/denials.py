@@ -23,6 +23,11 @@ description:
     position as a token. The cursor moves only when asked - O(commit=true) in the same task, or a
     later task with O(commit_token) - so a play that fails after reading loses no events. Check mode
     never moves a cursor. See C(docs/cursor.md).
+  - Every event says where its records were read (C(sources)) and whether a local user could have written
+    them (C(forgeable)) - plain syslog files can be written by anyone through C(logger); auditd's log, the
+    kernel ring buffer and journal entries whose trusted fields prove kernel, audit or dbus-daemon origin
+    cannot. Forgeable and trusted sightings of one access are separate events. See C(docs/security.md),
+    I(Forged records).
   - Read-only apart from its own cursor files. A missing AppArmor or an unreadable source is reported
     in RV(apparmor) and RV(sources); the task fails for it only with O(fail_on_missing=true).
 author:
@@ -98,7 +103,8 @@ options:
   max_events:
     description:
       - Stop adding new distinct events after this many (records of known events still count).
-        C(max_events_reached) in RV(stats) says when it happened.
+        C(max_events_reached) in RV(stats) says when it happened. Trusted and forgeable events are capped
+        separately (this many each), so a flood of forged records cannot push real ones out.
     type: int
   raw_samples:
     description:
@@ -215,6 +221,10 @@ events:
     - Aggregated events (identical accesses folded), in the schema of C(docs/events.md) - C(id), C(kind), C(host),
       C(profile), C(parent), C(child), C(operations), C(modes), C(count), C(first_seen), C(last_seen), C(pids),
       C(comms) and the fields of each kind (C(path), C(mask), C(capability), C(family), C(peer), ...).
+    - C(sources) lists the origins of its records (C(auditd), C(dmesg), C(journal-kernel), C(journal-audit),
+      C(journal-dbus) - not forgeable; C(syslog), C(journal-unverified) - forgeable by any local user).
+      C(forgeable) is true when every record of the event came from a forgeable origin; such an event never
+      folds with a trusted sighting of the same access (it has its own C(id)).
   returned: always
   type: list
   elements: dict
@@ -235,6 +245,8 @@ events:
       last_seen: 1700000093.4
       pids: [811]
       comms: [x]
+      sources: [auditd]
+      forgeable: false
 stats:
   description:
     - Reader statistics - C(lines), C(records), C(events), C(kinds), C(modes), C(filtered), C(skipped) (per reason)
@@ -254,7 +266,8 @@ sources:
       C(streams) (all, kernel or dbus), C(reason) it was chosen, C(status) (ok, missing, unreadable, error),
       C(bytes) read, C(files) (path, start, end, compressed), C(notes), C(restarted) (a file shrank or the
       boot changed - read again from the start), C(cursor_lost) (the position was rotated away),
-      and C(mark_found) when O(mark) is set.
+      C(origin) (auditd, dmesg, journal - judged per entry - or syslog), C(forgeable) (every record of it could
+      have been written by a local user), and C(mark_found) when O(mark) is set.
   returned: always
   type: list
   elements: dict
@@ -264,12 +277,22 @@ sources:
       path: /var/log/audit/audit.log
       streams: all
       reason: auditd is running
+      origin: auditd
+      forgeable: false
       status: ok
       bytes: 52311
       files: [{path: /var/log/audit/audit.log.1, start: 81920, end: 90112, compressed: false}]
       notes: []
       restarted: false
       cursor_lost: false
+source_trust:
+  description:
+    - Which sources read without error can be trusted - C(trusted) and C(forgeable) (source names), and
+      C(only_forgeable) - true when no trusted source was read, so no record of this host can be told from a
+      forgery (the enforce role stops a rollout on such a host's denial instead of trusting or ignoring it).
+  returned: always
+  type: dict
+  sample: {trusted: [file:/var/log/audit/audit.log], forgeable: ["file:/var/log/syslog#dbus"], only_forgeable: false}
 source_notes:
   description: Why O(sources=auto) chose what it chose.
   returned: always
@@ -416,7 +439,7 @@ def _run(module, store):
         module.exit_json(changed=res["changed"], cursor={"name": p["since"], "token": p["commit_token"],
                                                          "committed": res["changed"], "existed": True},
                          events=[], stats={}, sources=[], source_notes=[], covered={"active": False},
-                         apparmor=logsources.apparmor_status(), position=None, transfer={})
+                         source_trust={}, apparmor=logsources.apparmor_status(), position=None, transfer={})
 
     apparmor = logsources.apparmor_status()
     try:
@@ -440,7 +463,12 @@ def _run(module, store):
     reader = LogReader(host=p["host"] or socket.gethostname(), profiles=p["profiles"], modes=p["modes"],
                        raw_samples=p["raw_samples"], max_events=p["max_events"])
     started = time.monotonic()
-    new_positions, reports = logsources.read_all(srcs, positions, reader.feed,
+    origins = dict((src.key, src.origin) for src in srcs)
+
+    def feed(data, key):
+        reader.feed(data, key, origin=origins[key])
+
+    new_positions, reports = logsources.read_all(srcs, positions, feed,
                                                  include_rotated=p["include_rotated"], mark=p["mark"])
     result = reader.result()
     elapsed = time.monotonic() - started
@@ -493,7 +521,16 @@ def _run(module, store):
         "seconds": round(elapsed, 3),
     }
     module.exit_json(changed=changed, events=events, stats=result["stats"], covered=covered, sources=reports,
-                     source_notes=notes, apparmor=apparmor, cursor=cursor, position=position, transfer=transfer)
+                     source_notes=notes, apparmor=apparmor, cursor=cursor, position=position, transfer=transfer,
+                     source_trust=_source_trust(reports))
+
+
+def _source_trust(reports):
+    """Trusted and forgeable sources read without error, and whether only forgeable ones were."""
+    ok = [r for r in reports if r["status"] == "ok"]
+    trusted = [r["name"] for r in ok if not r["forgeable"]]
+    return {"trusted": trusted, "forgeable": [r["name"] for r in ok if r["forgeable"]],
+            "only_forgeable": not trusted}
 
 
 if __name__ == "__main__":
