@@ -76,7 +76,8 @@ def may_write(match: Mapping[str, Any]) -> bool:
     return any(c in WRITE_LETTERS for c in mask)
 
 
-def matches_everything(profile: Any, match: Mapping[str, Any], variables: Optional[Dict[str, List[str]]] = None) -> bool:
+def matches_everything(profile: Any, match: Mapping[str, Any],
+                       variables: Optional[Dict[str, List[str]]] = None) -> bool:
     """``profile: "*"`` with a match naming nothing (or only a whole-tree path)."""
     if profile not in ("*", "**"):
         return False
@@ -128,7 +129,7 @@ def include_reader(apparmor_d: Optional[str]) -> Optional[IncludeRules]:
     read from ``apparmor_d`` on this machine; None when ``apparmor_d`` has no abstractions/ (not judged)."""
     if not apparmor_d or not os.path.isdir(os.path.join(apparmor_d, "abstractions")):
         return None
-    cache = {}  # type: Dict[str, Optional[List[Tuple[str, str]]]]
+    cache: Dict[str, Optional[List[Tuple[str, str]]]] = {}
 
     def read(name: str) -> Optional[List[Tuple[str, str]]]:
         if name not in cache:

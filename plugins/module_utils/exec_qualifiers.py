@@ -75,8 +75,8 @@ class Qualifiers:
     """
 
     def __init__(self, extra: Optional[Mapping[str, str]] = None) -> None:
-        self.exact = dict(LOGPROF_QUALIFIERS)  # type: Dict[str, str]
-        self.globs = []  # type: List[Tuple[str, str]]
+        self.exact: Dict[str, str] = dict(LOGPROF_QUALIFIERS)
+        self.globs: List[Tuple[str, str]] = []
         for key, letters in (extra or {}).items():
             if _is_pattern(key):
                 self.globs.append((key, letters))

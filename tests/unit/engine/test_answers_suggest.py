@@ -18,7 +18,8 @@ from ansible_collections.armada.apparmor.plugins.module_utils import aaglob, sug
                              "/proc/**"]),
     ("/usr/lib/x86_64-linux-gnu/libssl.so.3",
      ["/usr/lib/x86_64-linux-gnu/libssl.so.3", "/usr/lib/x86_64-linux-gnu/libssl.so.*",
-      "/usr/lib/@{multiarch}/libssl.so.3", "/usr/lib/x86_64-linux-gnu/*.3", "/usr/lib/x86_64-linux-gnu/*", "/usr/lib/**.3", "/usr/lib/**"]),
+      "/usr/lib/@{multiarch}/libssl.so.3", "/usr/lib/x86_64-linux-gnu/*.3", "/usr/lib/x86_64-linux-gnu/*",
+      "/usr/lib/**.3", "/usr/lib/**"]),
 ])
 def test_glob_suggestions(path, expected):
     assert suggest.glob_suggestions(path) == expected

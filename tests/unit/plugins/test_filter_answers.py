@@ -257,8 +257,8 @@ def test_logprof_knowledge_through_ansible(tmp_path):
     everything = [{"profile": "*", "match": {}, "answer": "allow"}]
     tasks = [
         {"name": "rules", "run_once": True, "vars": {"evs": [shell, logger, secret, conf, hat]},
-         "ansible.builtin.set_fact": {
-             "rules": "{{ evs | armada.apparmor.to_rules([], default='allow', exec_qualifiers={'/usr/bin/logger': 'ic'}) }}"}},
+         "ansible.builtin.set_fact": {"rules": "{{ evs | armada.apparmor.to_rules([], default='allow', "
+                                               "exec_qualifiers={'/usr/bin/logger': 'ic'}) }}"}},
         {"name": "pending block", "run_once": True, "ansible.builtin.copy": {
             "dest": str(pending_file), "content": "{{ rules | armada.apparmor.pending_answers }}"}},
         {"name": "bash Px", "run_once": True, "ignore_errors": True, "register": "bad_mode", "vars": {"a": bash_px},
@@ -266,7 +266,8 @@ def test_logprof_knowledge_through_ansible(tmp_path):
         {"name": "broad", "run_once": True, "ignore_errors": True, "register": "broad", "vars": {"a": everything},
          "ansible.builtin.debug": {"msg": "{{ [] | armada.apparmor.to_rules(a) }}"}},
         {"name": "typo in the table", "run_once": True, "ignore_errors": True, "register": "typo",
-         "ansible.builtin.debug": {"msg": "{{ [] | armada.apparmor.to_rules([], exec_qualifiers={'/usr/bin/x': 'ipx'}) }}"}},
+         "ansible.builtin.debug": {
+             "msg": "{{ [] | armada.apparmor.to_rules([], exec_qualifiers={'/usr/bin/x': 'ipx'}) }}"}},
         {"name": "collected", "run_once": True, "ansible.builtin.set_fact": {
             "collected": {"rules": "{{ rules }}", "bad_mode": "{{ bad_mode }}", "broad": "{{ broad }}",
                           "typo": "{{ typo }}"}}},

@@ -100,7 +100,8 @@ def test_no_raw_text_without_raw_samples_and_pending_file_is_minimal(tmp_path):
     # or ALLOWED, first/last seen and the program: the AVC's own comm= (the task name of the process, what
     # aa-logprof shows too) - never the SYSCALL record's comm/exe or the command line (docs/security.md).
     allowed = {"profile", "match", "answer", "owner", "suggestions", "hosts", "counts", "reason", "id", "rule",
-               "logged", "comm", "first_seen", "last_seen"}
+               "logged", "comm", "first_seen", "last_seen",
+               "possible_intrusion"}  # engine flag for records DENIED by an enforcing profile
     assert len(entries) == 3
     for entry in entries:
         assert set(entry) <= allowed, set(entry) - allowed
