@@ -420,7 +420,7 @@ def pending_entry(event: Dict[str, Any], label: str, abstractions: Optional[Abst
     if kind == "change_hat" and event.get("hat"):
         suggestions["hat"] = event["hat"]
     if event.get("suggested_answer") in ("allow", "deny"):
-        suggestions["answer"] = event["suggested_answer"]
+        suggestions["default_answer"] = event["suggested_answer"]
     if suggestions:
         entry["suggestions"] = suggestions
     hosts = {}  # type: Dict[str, int]

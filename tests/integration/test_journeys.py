@@ -334,12 +334,12 @@ def test_step7_mode_decides_the_default_and_a_shell_gets_only_the_qualified_mode
     by_path = {(p["match"]["kind"], p["match"].get("path")): p for p in pending}
     # aa-logprof proposes Deny for enforce-mode events: the DENIED reads of steps 5 and 4 stay pending, flagged
     secret = by_path[("file", SECRET)]
-    assert secret["possible_intrusion"] is True and secret["suggestions"]["answer"] == "deny", secret
+    assert secret["possible_intrusion"] is True and secret["suggestions"]["default_answer"] == "deny", secret
     assert sorted(secret["hosts"]) == j.hosts, secret
     # logprof.conf [qualifiers]: /usr/bin/dash = icnu - inherit, child or unconfined, never its own profile
     dash = by_path[("exec", "/usr/bin/dash")]
     assert dash["suggestions"]["exec_modes"] == ["ix", "Cx", "Cix", "cx", "cix", "Ux", "ux"], dash
-    assert "possible_intrusion" not in dash and dash["suggestions"]["answer"] == "allow"
+    assert "possible_intrusion" not in dash and dash["suggestions"]["default_answer"] == "allow"
     for h in j.hosts:
         text = j.must(h, "cat %s" % PROFILE_FILE)
         assert "%s r," % SHELL_CONF in text, (h, text)  # complain-mode access: allowed by default: allow

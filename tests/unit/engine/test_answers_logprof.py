@@ -143,8 +143,10 @@ def test_enforce_denial_is_never_allowed_by_default_allow_and_is_flagged():
         assert item["possible_intrusion"] is True and "possible intrusion" in item["reason"]
     block = {e["match"]["path"]: e for e in suggest.pending_list(r)}
     assert block["/etc/secret"]["possible_intrusion"] is True
-    assert block["/etc/secret"]["suggestions"]["answer"] == "deny"
+    assert block["/etc/secret"]["suggestions"]["default_answer"] == "deny"
     validate_answers(list(block.values()))  # pastes back as is
+    text = suggest.pending_yaml(r)
+    assert text.count("# allow | deny | ignore | pending") == len(block), text  # only on each answer line
 
 
 def test_an_answer_naming_an_enforce_denial_decides_it():
@@ -157,7 +159,7 @@ def test_an_answer_naming_an_enforce_denial_decides_it():
 def test_complain_mode_pending_suggests_allow_without_the_flag():
     r = to_rules([fev("/etc/x", "r", modes=["ALLOWED"])], [])
     item = suggest.pending_list(r)[0]
-    assert item["suggestions"]["answer"] == "allow" and "possible_intrusion" not in item
+    assert item["suggestions"]["default_answer"] == "allow" and "possible_intrusion" not in item
 
 
 # ---- hats -----------------------------------------------------------------------------------------------

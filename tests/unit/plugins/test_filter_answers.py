@@ -280,7 +280,7 @@ def test_logprof_knowledge_through_ansible(tmp_path):
     entries = {e["match"]["path"]: e for e in yaml.safe_load(pending_file.read_text())["apparmor_answers_pending"]}
     assert sorted(entries) == ["/etc/armada-secret", "/usr/bin/dash", "/usr/bin/logger"]
     assert entries["/etc/armada-secret"]["possible_intrusion"] is True
-    assert entries["/etc/armada-secret"]["suggestions"]["answer"] == "deny"
+    assert entries["/etc/armada-secret"]["suggestions"]["default_answer"] == "deny"
     # logprof.conf: /usr/bin/dash = icnu; inventory: /usr/bin/logger = ic
     assert entries["/usr/bin/dash"]["suggestions"]["exec_modes"] == ["ix", "Cx", "Cix", "cx", "cix", "Ux", "ux"]
     assert entries["/usr/bin/logger"]["suggestions"]["exec_modes"] == ["ix", "Cx", "Cix", "cx", "cix"]
