@@ -330,7 +330,7 @@ def test_step7_mode_decides_the_default_and_a_shell_gets_only_the_qualified_mode
         for h in j.hosts:
             j.must(h, "rm -f %s" % SHELL_CONF)
     with open(os.path.join(j.work, "apparmor-pending.yml")) as fh:
-        pending = yaml.safe_load(fh)["apparmor_answers_pending"]
+        pending = ansible_yaml(fh.read())["apparmor_answers_pending"]
     by_path = {(p["match"]["kind"], p["match"].get("path")): p for p in pending}
     # aa-logprof proposes Deny for enforce-mode events: the DENIED reads of steps 5 and 4 stay pending, flagged
     secret = by_path[("file", SECRET)]
