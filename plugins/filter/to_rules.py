@@ -7,7 +7,7 @@ import os
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
+from ansible_collections.armada.apparmor.plugins.module_utils import aaglob, breadth
 from ansible_collections.armada.apparmor.plugins.module_utils.answers import AnswersError, to_rules
 
 DOCUMENTATION = r"""
@@ -73,9 +73,27 @@ options:
         unknown variable matches nothing (the event stays pending).
     type: dict
   tunables_dir:
-    description: Directory holding C(tunables/global) on the controller, used when I(variables) is omitted.
+    description:
+      - Directory holding C(tunables/global) on the controller, used when I(variables) is omitted.
+      - Its C(abstractions/) are read to refuse an C(include) answer whose abstraction grants whole trees
+        (see C(broad) in docs/answers.md); without them includes are not judged.
     type: path
     default: /etc/apparmor.d
+  exec_qualifiers:
+    description:
+      - Extends aa-logprof's exec qualifiers table (the C([qualifiers]) of logprof.conf, shipped) - which exec
+        modes each program may be given. Keys are program paths (an exact entry replaces the shipped one) or
+        AppArmor globs, values letters out of C(ipcnu) (C(i) inherit, C(p) own profile, C(c) child, C(n)
+        named transition, C(u) unconfined). An answer giving a program a mode its letters do not allow is an
+        error; pending exec events list only the allowed modes.
+    type: dict
+    default: {}
+notes:
+  - Events DENIED by an enforcing profile are never allowed by I(default=allow) (aa-logprof proposes Deny for
+    them); they stay pending with C(possible_intrusion) unless an answer matches them.
+  - An allowed C(change_hat) event adds the hat to the profile (the child entry gets C(add_hat)).
+  - Allow answers whose C(glob), C(include) or C(profile)/C(match) cover whole trees (C(/**), C(/*), writes
+    to C(@{HOME}/**), C(profile="*") with C(match={})) are refused unless they set C(broad=true).
 """
 
 EXAMPLES = r"""
@@ -136,12 +154,13 @@ def _variables(variables, tunables_dir):
 
 
 def to_rules_filter(events, answers=None, default="pending", abi="3.0", fold_children=True, min_hosts=1,
-                    variables=None, tunables_dir="/etc/apparmor.d"):
+                    variables=None, tunables_dir="/etc/apparmor.d", exec_qualifiers=None):
     """Filter entry point; engine errors become AnsibleFilterError with the full explanation."""
     try:
         return to_rules(events, answers or [], default=default, abi=str(abi), fold_children=bool(fold_children),
                         min_hosts=int(min_hosts) if not isinstance(min_hosts, bool) else min_hosts,
-                        variables=_variables(variables, tunables_dir))
+                        variables=_variables(variables, tunables_dir), qualifiers=exec_qualifiers or None,
+                        include_rules=breadth.include_reader(tunables_dir))
     except AnswersError as exc:
         raise AnsibleFilterError("to_rules: %s" % exc) from None
     except (ValueError, TypeError) as exc:

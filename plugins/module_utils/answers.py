@@ -18,10 +18,11 @@ import re
 from collections.abc import Mapping
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from ansible_collections.armada.apparmor.plugins.module_utils import aaglob, provenance
+from ansible_collections.armada.apparmor.plugins.module_utils import aaglob, breadth, exec_qualifiers, provenance
 from ansible_collections.armada.apparmor.plugins.module_utils import events as events_model
 from ansible_collections.armada.apparmor.plugins.module_utils import rules as rules_registry
 from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import EscapeError, escape_glob, pattern_literal
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.exec import ALLOW_EXEC_MODES, TARGET_EXEC_MODES
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.file import FileRule
 
 # ---------------------------------------------------------------------------------------------
@@ -30,17 +31,18 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules.file import 
 
 ANSWER_VALUES = ("allow", "deny", "ignore", "pending")
 DEFAULT_VALUES = ("pending", "allow")
-EXEC_MODES = ("ix", "px", "Px", "cx", "Cx", "ux", "Ux", "pix", "Pix", "cix", "Cix")
+# apparmor.d(5): ix px Px cx Cx ux Ux and the fallbacks pix Pix cix Cix pux PUx cux CUx (rules/exec.py).
+EXEC_MODES = ALLOW_EXEC_MODES
 # Modes that may carry a named target (``px -> name``): the ones that transition to a profile.
-EXEC_MODES_WITH_TARGET = ("px", "Px", "cx", "Cx", "pix", "Pix", "cix", "Cix")
+EXEC_MODES_WITH_TARGET = TARGET_EXEC_MODES
 
 # Keys that decide something. Everything else a user writes is a typo and is rejected.
 DECISION_KEYS = ("profile", "match", "answer", "glob", "owner", "audit", "exec_mode", "exec_target",
-                 "include", "comment")
+                 "include", "broad", "comment")
 # Informational keys written by pending_answers; accepted (and ignored) so that a reviewed pending
 # block pastes back into inventory unchanged.
 INFO_KEYS = ("suggestions", "hosts", "counts", "count", "id", "reason", "first_seen", "last_seen", "rule", "logged",
-             "comm", "forgeable", "sources")
+             "comm", "forgeable", "sources", "possible_intrusion")
 ANSWER_KEYS = DECISION_KEYS + INFO_KEYS
 
 EVENT_KINDS = ("file", "exec", "capability", "network", "unix", "signal", "ptrace", "dbus", "mount",
@@ -149,7 +151,9 @@ def _valid_glob(pattern: str) -> bool:
     return True
 
 
-def validate_answer(index: int, answer: Any) -> List[Dict[str, Any]]:
+def validate_answer(index: int, answer: Any, qualifiers: Optional[exec_qualifiers.Qualifiers] = None,
+                    variables: Optional[Dict[str, List[str]]] = None,
+                    include_rules: Optional[breadth.IncludeRules] = None) -> List[Dict[str, Any]]:
     """Every problem of one answer (empty list when it is valid). Never raises.
 
     Checks: mapping, unknown keys, required keys, value types, answer value, match keys and kinds,
@@ -203,7 +207,7 @@ def validate_answer(index: int, answer: Any) -> List[Dict[str, Any]]:
                 if key != "mask" and isinstance(pat, str) and _is_glob(pat) and not _valid_glob(pat):
                     bad("match %s %r is not a valid AppArmor pattern" % (key, pat))
     kinds = [] if kind is None else (kind if isinstance(kind, list) else [kind])
-    for key in ("owner", "audit"):
+    for key in ("owner", "audit", "broad"):
         if key in answer and not isinstance(answer[key], bool):
             bad("%s must be true or false" % key)
     if "owner" in answer and kinds and not set(kinds) <= set(PATH_KINDS):
@@ -252,7 +256,7 @@ def validate_answer(index: int, answer: Any) -> List[Dict[str, Any]]:
                 bad("glob %r is not a valid AppArmor pattern" % glob)
             elif isinstance(mpath, str) and mpath and _valid_glob(mpath):
                 try:
-                    if not aaglob.glob_covers(glob, mpath):
+                    if not aaglob.glob_covers(glob, mpath, breadth.with_standard_variables(variables)):
                         bad("glob %r does not cover the match path %r: it would not allow the events it answers"
                             % (glob, mpath))
                 except Exception as exc:  # an unreadable pattern is a user error, not a crash
@@ -271,7 +275,33 @@ def validate_answer(index: int, answer: Any) -> List[Dict[str, Any]]:
             bad("include is only meaningful with answer allow")
         if "glob" in answer or "exec_mode" in answer:
             bad("include replaces the rule: it cannot be combined with glob or exec_mode")
+    if not problems:
+        for msg in _qualifier_problems(answer, mode, target, qualifiers or exec_qualifiers.Qualifiers()):
+            bad(msg)
+        for msg in breadth.answer_problems(answer, variables, include_rules):
+            bad(msg)
     return problems
+
+
+def _qualifier_problems(answer: Mapping, mode: Optional[str], target: Optional[str],
+                        qualifiers: exec_qualifiers.Qualifiers) -> List[str]:
+    """An exec mode the exec qualifiers forbid for a program the answer names literally or its glob covers.
+
+    Programs an answer matches by a pattern (``/usr/bin/*``) are checked per event in to_rules.
+    """
+    if mode is None or answer.get("answer") != "allow":
+        return []
+    paths = answer["match"].get("path")
+    programs = [p for p in (paths if isinstance(paths, list) else [paths]) if isinstance(p, str) and not _is_glob(p)]
+    glob = answer.get("glob")
+    if isinstance(glob, str):
+        programs += qualifiers.entries_covered_by(glob)
+    out = []
+    for program in sorted(set(programs)):
+        why = qualifiers.problem(mode, target, program)
+        if why:
+            out.append(why)
+    return out
 
 
 class Answer:
@@ -319,11 +349,15 @@ def _specificity(profile: str, match: Dict[str, Any]) -> Tuple[int, int, int]:
     return exact, keys, literal
 
 
-def validate_answers(answers: Any) -> List[Answer]:
+def validate_answers(answers: Any, qualifiers: Optional[exec_qualifiers.Qualifiers] = None,
+                     variables: Optional[Dict[str, List[str]]] = None,
+                     include_rules: Optional[breadth.IncludeRules] = None) -> List[Answer]:
     """Validate the combined answers list; return Answer objects or raise AnswersError with all problems.
 
     ``None`` and ``[]`` mean "no answers". A list of lists (one per inventory variable) is flattened,
-    since the roles collect every ``apparmor_answers*`` variable.
+    since the roles collect every ``apparmor_answers*`` variable. ``qualifiers`` (exec modes per program),
+    ``variables`` and ``include_rules`` (what an abstraction grants) feed the exec-qualifier and breadth
+    checks.
     """
     if answers is None:
         return []
@@ -339,7 +373,7 @@ def validate_answers(answers: Any) -> List[Answer]:
             flat.append(item)
     problems = []  # type: List[Dict[str, Any]]
     for i, raw in enumerate(flat):
-        problems.extend(validate_answer(i, raw))
+        problems.extend(validate_answer(i, raw, qualifiers, variables, include_rules))
     if problems:
         raise AnswersError(problems)
     return [Answer(i, raw) for i, raw in enumerate(flat)]
@@ -855,7 +889,8 @@ def _as_events(events: Any) -> List[Dict[str, Any]]:
 
 def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: str = "3.0",
              fold_children: bool = True, min_hosts: int = DEFAULT_MIN_HOSTS,
-             variables: Optional[Dict[str, List[str]]] = None) -> Dict[str, Any]:
+             variables: Optional[Dict[str, List[str]]] = None, qualifiers: Optional[Mapping] = None,
+             include_rules: Optional[breadth.IncludeRules] = None) -> Dict[str, Any]:
     """Turn events into rules per profile, applying answers (docs/answers.md).
 
     Returns ``{"abi", "profiles": {name: entry}, "conflicts", "errors", "stats"}`` where an entry is
@@ -863,15 +898,20 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
     ``rules``/``deny`` items are the structured rule (``Rule.to_dict(abi)``, its ``text`` rendered for
     ``abi``), the ``events`` (ids) and ``hosts`` behind it and the ``answers`` (indexes, or
     ``"default"``) that decided it. Raises AnswersError for invalid answers and ValueError for bad
-    options, before anything is computed.
+    options, before anything is computed. ``qualifiers`` extends the exec qualifiers table
+    (exec_qualifiers.py); ``include_rules`` lets the breadth check read abstractions (breadth.py).
     """
     if default not in DEFAULT_VALUES:
         raise ValueError("default must be one of %s, got %r" % (", ".join(DEFAULT_VALUES), default))
     if isinstance(min_hosts, bool) or not isinstance(min_hosts, int) or min_hosts < 1:
         raise ValueError("min_hosts must be an integer >= 1, got %r" % (min_hosts,))
     abi = _check_abi(abi)
+    problems = exec_qualifiers.validate_extra(qualifiers)
+    if problems:
+        raise ValueError("; ".join(problems))
+    table = exec_qualifiers.Qualifiers(qualifiers)
     parsed = (list(answers) if answers and all(isinstance(a, Answer) for a in answers)
-              else validate_answers(answers))  # type: List[Answer]
+              else validate_answers(answers, table, variables, include_rules))  # type: List[Answer]
     evs = _as_events(events)
 
     # Hosts that reported each profile in this run: the denominator of min_hosts.
@@ -879,6 +919,8 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
     label_hosts = {}  # type: Dict[str, set]
     for ev in evs:
         parent, child = split_label(ev, fold_children)
+        if ev.get("kind") == "change_hat":  # answered for the profile that gets the hat (hats do not nest)
+            child = None
         resolved.append((ev, parent, child))
         label_hosts.setdefault(_label(parent, child), set()).update(event_hosts(ev))
 
@@ -941,6 +983,11 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
                                              else "no answer matches", label))
             stats["pending"] += 1
             continue
+        if verdict is None and enforce_denial(ev):
+            entry["pending"].append(_pending(ev, "denied by an enforcing profile: default allow never allows it "
+                                             "(possible intrusion); only an answer naming it decides", label))
+            stats["pending"] += 1
+            continue
         deny = verdict == "deny"
         if not deny:
             seen = len(hosts)
@@ -951,6 +998,15 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
                     % (seen, reporting, min_hosts), label))
                 stats["pending"] += 1
                 continue
+        if kind == "change_hat":
+            where = _add_hat(top, ev, parent, hosts, ans, deny)
+            if where == "allowed":
+                stats["allowed"] += 1
+            else:
+                entry[where[0]].append(_pending(ev, where[1], label) if where[0] == "pending"
+                                       else _ignored(ev, where[1], ans))
+                stats[where[0]] += 1
+            continue
         exec_mode = exec_target = None
         if kind == "exec" and not deny and (ans is None or not ans.include):
             if ans is None or ans.exec_mode is None:
@@ -961,6 +1017,12 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
                 stats["pending"] += 1
                 continue
             exec_mode, exec_target = ans.exec_mode, ans.exec_target
+            why = table.problem(exec_mode, exec_target, str(ev.get("path")))
+            if why:
+                errors.append({"event": ev.get("id"), "profile": label, "answer": ans.ref(), "message": why})
+                entry["pending"].append(_pending(ev, "answer error: %s" % why, label))
+                stats["pending"] += 1
+                continue
         try:
             rule = _rule_for(ev, ans, deny, exec_mode, exec_target, variables)
         except ValueError as exc:
@@ -988,8 +1050,10 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
         builder.finish()
     for name, entry in profiles.items():
         entry["hosts"] = sorted(label_hosts.get(name, ()))
+        _annotate_pending(entry["pending"], table)
         for cname, centry in entry["children"].items():
             centry["hosts"] = sorted(label_hosts.get(_label(name, cname), ()))
+            _annotate_pending(centry["pending"], table)
     return {"abi": abi, "profiles": profiles, "conflicts": conflicts, "errors": errors, "stats": stats}
 
 
@@ -1033,6 +1097,73 @@ def exec_answer_for_self_read(answers: List[Answer], event: Dict[str, Any], labe
     probe.pop("child", None)
     found = decide(answers, probe, label, variables).answer
     return found if found is not None and found.answer in ("allow", "deny", "ignore") else None
+
+
+# Record classes of an enforcing profile refusing an access (aa-logprof's REJECTING events).
+REJECTING_MODES = ("DENIED", "KILLED")
+
+
+def enforce_denial(event: Mapping) -> bool:
+    """Was this access refused by an enforcing profile? aa-logprof proposes Deny for those, Allow for
+    complain-mode (ALLOWED) ones; here such an event is never allowed by ``default: allow``."""
+    modes = event.get("modes")
+    return isinstance(modes, (list, tuple)) and any(m in REJECTING_MODES for m in modes)
+
+
+def _annotate_pending(items: List[Dict[str, Any]], table: exec_qualifiers.Qualifiers) -> None:
+    """What the pending file shows a reviewer: aa-logprof's default answer for the event's mode, the
+    possible-intrusion flag, and for execs the modes the exec qualifiers allow for that program."""
+    for item in items:
+        rejected = enforce_denial(item)
+        item["suggested_answer"] = "deny" if rejected else "allow"
+        if rejected:
+            item["possible_intrusion"] = True
+        if item.get("kind") == "exec" and isinstance(item.get("path"), str):
+            letters = table.letters(item["path"])
+            item["exec_qualifiers"] = letters
+            item["allowed_exec_modes"] = exec_qualifiers.modes_for(letters)
+        if item.get("kind") == "change_hat":
+            hat, _why = requested_hat(item, item.get("label") or item.get("parent") or "")
+            if hat is not None:
+                item["hat"] = hat
+
+
+def requested_hat(event: Mapping, parent: str) -> Tuple[Optional[str], str]:
+    """(hat name, "") a change_hat event asks for in profile ``parent``, or (None, why it cannot be added)."""
+    from ansible_collections.armada.apparmor.plugins.module_utils.profile_model import ProfileError, check_hat_name
+    target = event.get("target")
+    if not isinstance(target, str) or not target:
+        return None, "the change_hat record names no hat"
+    head, sep, hat = target.rpartition("//")
+    if sep and head != parent:
+        return None, "change_hat target %r is not a hat of %s (hats do not nest)" % (target, parent)
+    try:
+        check_hat_name(hat)
+    except ProfileError as exc:
+        return None, str(exc)
+    return hat, ""
+
+
+def _add_hat(top: Dict[str, Any], event: Dict[str, Any], parent: str, hosts: Dict[str, int],
+             answer: Optional[Answer], deny: bool) -> Any:
+    """An allowed change_hat adds the hat ``^name {}`` to the profile (aa-logprof's "Add hat"): the child
+    entry gets ``add_hat`` (events, hosts, answers), so the rules module creates it even without rules.
+    Returns "allowed", or (list, reason) when nothing is added."""
+    if deny:
+        return ("ignored", "answer #%d denies the hat: none is added (a change_hat to a missing hat fails "
+                "in enforce mode)" % answer.index if answer is not None else "hat denied")
+    hat, why = requested_hat(event, parent)
+    if hat is None:
+        return ("pending", "answer error: %s" % why)
+    child = top["children"].setdefault(hat, _new_entry(True))
+    add = child.setdefault("add_hat", {"events": [], "hosts": [], "answers": []})
+    if event.get("id") not in add["events"]:
+        add["events"].append(event.get("id"))
+    add["hosts"] = sorted(set(add["hosts"]) | set(hosts))
+    ref = answer.index if answer is not None else "default"
+    if ref not in add["answers"]:
+        add["answers"].append(ref)
+    return "allowed"
 
 
 def _ignored(event: Dict[str, Any], reason: str, answer: Optional[Answer]) -> Dict[str, Any]:

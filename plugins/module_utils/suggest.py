@@ -21,7 +21,7 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
+from ansible_collections.armada.apparmor.plugins.module_utils import aaglob, exec_qualifiers
 from ansible_collections.armada.apparmor.plugins.module_utils.answers import literal_pattern
 from ansible_collections.armada.apparmor.plugins.module_utils.provenance import FORGEABLE
 
@@ -95,9 +95,10 @@ def glob_suggestions(path: str) -> List[str]:
         if m and m.group(1):
             sep = name[len(m.group(1))] if name[len(m.group(1))] in "-_." else ""
             out.append(parent + escape_literal(m.group(1)) + sep + "*.so")
-    # /proc/<pid>/..., /home/<user>/...
+    # /proc/<pid>/..., /home/<user>/..., /usr/lib/<triplet>/...: the tunables first, as aa-logprof offers them
+    out.extend(tunable_suggestions(parts, esc, tail))
     if len(parts) >= 2 and parts[0] == "proc" and parts[1].isdigit():
-        out.append("/proc/*/" + "/".join(esc[2:]) + (tail if len(parts) > 2 else "/"))
+        out.append("/proc/*/" + "/".join(esc[2:]) + tail if len(parts) > 2 else "/proc/*" + tail)
     if len(parts) >= 3 and parts[0] == "home":
         out.append("/home/*/" + "/".join(esc[2:]) + tail)
     if len(parts) >= 2:
@@ -121,9 +122,36 @@ def glob_suggestions(path: str) -> List[str]:
     return result
 
 
+_MULTIARCH = re.compile(r"^[^/]*-linux-gnu[^/]*\Z")  # the value of @{multiarch} in tunables/multiarch
+
+
+def tunable_suggestions(parts: List[str], esc: List[str], tail: str) -> List[str]:
+    """Globs with the standard tunables for a path split in ``parts`` (``esc``: escaped parts):
+    ``/home/<user>/x`` and ``/root/x`` -> ``@{HOME}/x``; ``/proc/<pid>/x`` -> ``@{PROC}/@{pid}/x`` (and
+    ``task/<tid>`` -> ``task/@{tid}``); ``/usr/lib/<triplet>/x`` -> ``/usr/lib/@{multiarch}/x``, perl modules
+    -> ``/usr/lib/@{multiarch}/perl{,5}/**`` (logprof.conf's [globs])."""
+    out = []  # type: List[str]
+    if len(parts) >= 3 and parts[0] == "home" or len(parts) >= 2 and parts[0] == "root":
+        skip = 2 if parts[0] == "home" else 1
+        out.append("@{HOME}/" + "/".join(esc[skip:]) + tail)
+    if len(parts) >= 2 and parts[0] == "proc" and parts[1].isdigit():
+        rest = list(esc[2:])
+        if len(parts) >= 4 and parts[2] == "task" and parts[3].isdigit():
+            rest[1] = "@{tid}"
+        out.append("@{PROC}/@{pid}/" + "/".join(rest) + tail if len(parts) > 2 else "@{PROC}/@{pid}" + tail)
+    for depth, prefix in ((2, ("usr", "lib")), (1, ("lib",))):
+        if len(parts) > depth + 1 and tuple(parts[:depth]) == prefix and _MULTIARCH.match(parts[depth]):
+            base = "/" + "/".join(prefix) + "/@{multiarch}/"
+            if parts[depth + 1] in ("perl", "perl5") and len(parts) > depth + 2:
+                out.append(base + "perl{,5}/**")
+            out.append(base + "/".join(esc[depth + 1:]) + tail)
+    return out
+
+
 def exec_mode_suggestions(path: str) -> List[str]:
-    """Exec modes to choose from, safest first (aa-logprof's menu minus the unconfined ones first)."""
-    return ["ix", "Px", "Cx", "Pix", "Cix", "px", "cx", "pix", "cix", "Ux", "ux"]
+    """Exec modes to choose from, safest first, those the shipped exec qualifiers allow for ``path``
+    (to_rules gives the inventory-extended list in the event's ``allowed_exec_modes``)."""
+    return exec_qualifiers.modes_for(exec_qualifiers.Qualifiers().letters(path))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,7 +416,12 @@ def pending_entry(event: Dict[str, Any], label: str, abstractions: Optional[Abst
             if inc:
                 suggestions["includes"] = inc
     if kind == "exec":
-        suggestions["exec_modes"] = exec_mode_suggestions(path or "")
+        allowed = event.get("allowed_exec_modes")
+        suggestions["exec_modes"] = list(allowed) if isinstance(allowed, list) else exec_mode_suggestions(path or "")
+    if kind == "change_hat" and event.get("hat"):
+        suggestions["hat"] = event["hat"]
+    if event.get("suggested_answer") in ("allow", "deny"):
+        suggestions["default_answer"] = event["suggested_answer"]
     if suggestions:
         entry["suggestions"] = suggestions
     hosts = {}  # type: Dict[str, int]
@@ -404,6 +437,8 @@ def pending_entry(event: Dict[str, Any], label: str, abstractions: Optional[Abst
             reasons.append(str(e["reason"]))
     if reasons:
         entry["reason"] = "; ".join(reasons)
+    if any(e.get("possible_intrusion") for e in events):
+        entry["possible_intrusion"] = True
     ids = [str(e["id"]) for e in events if e.get("id")][:MAX_IDS]
     if ids:
         entry["id"] = ids[0] if len(ids) == 1 else ids

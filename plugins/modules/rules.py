@@ -59,6 +59,8 @@ options:
   children:
     description:
       - Per child profile or hat name, a dict with C(rules) and C(deny) lists (the C(children) of a C(to_rules) entry).
+      - A child with C(add_hat) set (an allowed C(change_hat) event) is created as an empty hat C(^name {}) when
+        the profile does not have it, even without rules.
     type: dict
     default: {}
   state:
@@ -260,7 +262,7 @@ class Runner:
             spec = children[child] or {}
             texts = _items(spec.get("rules"), "children.%s.rules" % child)
             texts += _items(spec.get("deny"), "children.%s.deny" % child)
-            if texts:
+            if texts or spec.get("add_hat"):  # add_hat: an allowed change_hat adds the hat even without rules
                 groups.append(("%s//%s" % (p["profile"], child), texts))
         return groups
 
@@ -321,6 +323,10 @@ class Runner:
                         self.result["covered"].append({"profile": prof_name, "text": text})
                     else:
                         wanted.append(rule)
+                if not wanted and pf.find(prof_name) is None:  # an empty hat to add (change_hat answered)
+                    pf.add_rules(prof_name, [], abi=abi, create=True)
+                    self.result["added"].append({"profile": prof_name, "text": "^%s {}" % prof_name.split("//", 1)[1],
+                                                 "file": full})
                 if not wanted:
                     continue
                 if prof_name == p["profile"] and target == "local":

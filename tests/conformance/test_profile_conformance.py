@@ -23,7 +23,8 @@ from ansible_collections.armada.apparmor.plugins.module_utils import host
 from ansible_collections.armada.apparmor.plugins.module_utils.answers import to_rules
 from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
 
-ALLOW_ALL_IX = [{"profile": "**", "match": {}, "answer": "allow", "exec_mode": "ix"}]
+ALLOW_ALL_IX = [{"profile": "**", "match": {}, "answer": "allow", "exec_mode": "ix",
+                 "broad": True}]  # aa-logprof --allow-all: deliberately every event of every profile
 CORPUS_ABI = "5.0"  # the corpus profiles use ABI 5.0 forms (network (send) ..., mqueue, io_uring, userns)
 FEATURES = os.path.join(ROOT, "tests", "fixtures", "lab-features.abi")
 

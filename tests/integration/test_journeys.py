@@ -9,7 +9,10 @@ Steps (issue 7), in the order they run here:
      later batches are untouched;
   3. roll out enforce with a canary; the workload works and the kernel logs 0 DENIED records for it;
   4. something the workload never did (reading a file outside its profile) is DENIED;
-  6. restore the backup taken before the switch and compare sha256 with the original files.
+  6. restore the backup taken before the switch and compare sha256 with the original files;
+  7. aa-logprof's defaults (issue 17), on the restored complain-mode fleet: an update with `default: allow`
+     allows what complain mode logged, keeps the enforce-mode denials of steps 5 and 4 pending as possible
+     intrusions, and offers for an exec of a shell only the modes logprof.conf's [qualifiers] allow.
 
 Expectations come from what the workload does (tests/lab/workload/armada-workload: config read, log append,
 state file rename, helper exec, net_bind_service, inet stream) and from AppArmor's behaviour (complain mode
@@ -37,6 +40,7 @@ PROFILE_FILE = "/etc/apparmor.d/usr.local.bin.armada-workload"
 STATE = "/var/lib/armada-apparmor"
 SECRET = "/var/tmp/armada-journey-secret.txt"
 EXTRA = "/etc/armada-workload/extra.txt"
+SHELL_CONF = "/etc/armada-workload/shell.conf"  # a config whose helper is a shell (step 7)
 
 step = step_chain("journey")
 
@@ -312,3 +316,31 @@ def test_step6_restore_backup_matches_original_sha256(journey):
     for h in j.hosts:
         row = [line for line in lines if line.startswith(h + " ") and PROGRAM in line]
         assert row and "complain" in row[0] and "True" in row[0], lines
+
+
+@step("7")
+def test_step7_mode_decides_the_default_and_a_shell_gets_only_the_qualified_modes(journey):
+    j = journey
+    for h in j.hosts:  # complain mode again (step 6): the workload runs a shell as its helper
+        j.must(h, "printf 'helper = /usr/bin/dash\\n' > %s && %s --once --config %s </dev/null"
+                  % (SHELL_CONF, PROGRAM, SHELL_CONF))
+    try:
+        j.play("profile_fleet", {"apparmor_learn": False, "update_default": "allow"})
+    finally:
+        for h in j.hosts:
+            j.must(h, "rm -f %s" % SHELL_CONF)
+    with open(os.path.join(j.work, "apparmor-pending.yml")) as fh:
+        pending = ansible_yaml(fh.read())["apparmor_answers_pending"]
+    by_path = {(p["match"]["kind"], p["match"].get("path")): p for p in pending}
+    # aa-logprof proposes Deny for enforce-mode events: the DENIED reads of steps 5 and 4 stay pending, flagged
+    secret = by_path[("file", SECRET)]
+    assert secret["possible_intrusion"] is True and secret["suggestions"]["default_answer"] == "deny", secret
+    assert sorted(secret["hosts"]) == j.hosts, secret
+    # logprof.conf [qualifiers]: /usr/bin/dash = icnu - inherit, child or unconfined, never its own profile
+    dash = by_path[("exec", "/usr/bin/dash")]
+    assert dash["suggestions"]["exec_modes"] == ["ix", "Cx", "Cix", "cx", "cix", "Ux", "ux"], dash
+    assert "possible_intrusion" not in dash and dash["suggestions"]["default_answer"] == "allow"
+    for h in j.hosts:
+        text = j.must(h, "cat %s" % PROFILE_FILE)
+        assert "%s r," % SHELL_CONF in text, (h, text)  # complain-mode access: allowed by default: allow
+        assert SECRET not in text and "/usr/bin/dash Px" not in text, (h, text)

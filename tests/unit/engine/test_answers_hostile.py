@@ -335,7 +335,8 @@ def test_fuzz_relative_names_never_become_rules(head, tail, kind):
     RELATIVE_TALLY.tried += 1
     event = {"kind": kind, "profile": "/usr/bin/victim", "host": "h", "path": path, "count": 1, "id": "x",
              "mask": {"requested": "r" if kind == "file" else "x", "denied": "r" if kind == "file" else "x"}}
-    answers = [{"profile": "*", "match": {"kind": "exec"}, "answer": "allow", "exec_mode": "ix"}]
+    # every exec of every profile: deliberately broad (an answer naming nothing needs broad: true)
+    answers = [{"profile": "*", "match": {"kind": "exec"}, "answer": "allow", "exec_mode": "ix", "broad": True}]
     entry = to_rules([event], answers, default="allow")["profiles"]["/usr/bin/victim"]
     assert not entry["rules"] and not entry["deny"] and not entry["pending"]
     assert len(entry["unsupported"]) == 1 and "is not an absolute path" in entry["unsupported"][0]["reason"]

@@ -13,11 +13,13 @@ from ansible_collections.armada.apparmor.plugins.module_utils import aaglob, sug
     ("/a/b/c.ext", ["/a/b/c.ext", "/a/b/*.ext", "/a/b/*", "/a/**.ext", "/a/**"]),
     ("/etc/passwd", ["/etc/passwd", "/etc/*"]),
     ("/srv/www/index.html", ["/srv/www/index.html", "/srv/www/*.html", "/srv/www/*", "/srv/**.html", "/srv/**"]),
-    ("/home/user/.ssh/", ["/home/user/.ssh/", "/home/*/.ssh/", "/home/user/*/", "/home/**/"]),
-    ("/proc/21622/cmdline", ["/proc/21622/cmdline", "/proc/*/cmdline", "/proc/21622/*", "/proc/**"]),
+    ("/home/user/.ssh/", ["/home/user/.ssh/", "@{HOME}/.ssh/", "/home/*/.ssh/", "/home/user/*/", "/home/**/"]),
+    ("/proc/21622/cmdline", ["/proc/21622/cmdline", "@{PROC}/@{pid}/cmdline", "/proc/*/cmdline", "/proc/21622/*",
+                             "/proc/**"]),
     ("/usr/lib/x86_64-linux-gnu/libssl.so.3",
      ["/usr/lib/x86_64-linux-gnu/libssl.so.3", "/usr/lib/x86_64-linux-gnu/libssl.so.*",
-      "/usr/lib/x86_64-linux-gnu/*.3", "/usr/lib/x86_64-linux-gnu/*", "/usr/lib/**.3", "/usr/lib/**"]),
+      "/usr/lib/@{multiarch}/libssl.so.3", "/usr/lib/x86_64-linux-gnu/*.3", "/usr/lib/x86_64-linux-gnu/*",
+      "/usr/lib/**.3", "/usr/lib/**"]),
 ])
 def test_glob_suggestions(path, expected):
     assert suggest.glob_suggestions(path) == expected

@@ -4,7 +4,8 @@ record text and AppArmor's rule syntax (docs/conformance.md, "Record classes")."
 from ansible_collections.armada.apparmor.plugins.module_utils import logparse
 from ansible_collections.armada.apparmor.plugins.module_utils.answers import to_rules
 
-ALLOW = [{"profile": "**", "match": {}, "answer": "allow", "exec_mode": "ix"}]
+ALLOW = [{"profile": "**", "match": {}, "answer": "allow", "exec_mode": "ix",
+          "broad": True}]  # aa-logprof --allow-all: deliberately every event of every profile
 
 
 def _rules(text, abi="5.0"):

@@ -102,7 +102,9 @@ def test_a_glob_that_is_not_an_absolute_pattern_is_an_error_naming_the_answer(gl
 def test_absolute_and_variable_globs_are_fine():
     assert file_path_problem("/x y") is None and file_path_problem("@{HOME}/x", pattern=True) is None
     assert file_path_problem("@{HOME}/x") is not None  # a literal name from a log is no variable
-    validate_answers([{"profile": PROFILE, "match": {"kind": "file"}, "answer": "allow", "glob": "@{HOME}/**"}])
+    # (reads: writing anywhere in @{HOME} would be refused as too broad without broad: true)
+    validate_answers([{"profile": PROFILE, "match": {"kind": "file", "mask": "r"}, "answer": "allow",
+                       "glob": "@{HOME}/**"}])
 
 
 def test_include_r_reads_a_file_from_the_parsers_working_directory(tmp_path):

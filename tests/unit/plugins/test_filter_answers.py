@@ -222,7 +222,8 @@ def test_pending_answers_filter_rejects_what_is_not_a_result(bad):
 def test_relative_names_are_unsupported_and_a_relative_glob_fails_through_ansible(tmp_path):
     """Issue 12, item 3: a file event named ``include`` (or ``x y``) is never a rule; a glob that is not an
     absolute pattern fails the task naming the answer."""
-    evs = [fev("include", "r"), fev("x y", "r"), fev("/srv/ok", "r")]
+    # complain-mode records: default allow applies only to those (enforce-mode denials stay pending)
+    evs = [dict(fev(p, "r"), modes=["ALLOWED"]) for p in ("include", "x y", "/srv/ok")]
     tasks = [
         {"name": "to_rules", "run_once": True, "ansible.builtin.set_fact": {
             "rules": "{{ %s | armada.apparmor.to_rules([], default='allow') }}" % json.dumps(evs)}},
@@ -240,3 +241,51 @@ def test_relative_names_are_unsupported_and_a_relative_glob_fails_through_ansibl
     assert all("is not an absolute path" in u["reason"] for u in nginx["unsupported"])
     assert got["bad"]["failed"] is True
     assert "answer #0" in got["bad"]["msg"] and "'include' is not an absolute path" in got["bad"]["msg"]
+
+
+def test_logprof_knowledge_through_ansible(tmp_path):
+    """Mode default, exec qualifiers (shipped + inventory), hats and breadth through the filters in a real play."""
+    pending_file = tmp_path / "pending.yml"
+    shell = dict(fev("/usr/bin/dash", "x", kind="exec"), modes=["ALLOWED"])
+    logger = dict(fev("/usr/bin/logger", "x", kind="exec"), modes=["ALLOWED"])
+    secret = dict(fev("/etc/armada-secret", "r"), modes=["DENIED"])  # enforce mode refused it
+    conf = dict(fev("/etc/nginx/nginx.conf", "r"), modes=["ALLOWED"])  # complain mode logged it
+    hat = {"kind": "change_hat", "profile": NGINX, "host": "web1", "target": NGINX + "//UPLOAD", "modes": ["ALLOWED"],
+           "operations": ["change_hat"], "count": 1, "id": "hat1"}
+    bash_px = [{"profile": NGINX, "match": {"kind": "exec", "path": "/usr/bin/bash"}, "answer": "allow",
+                "exec_mode": "Px"}]
+    everything = [{"profile": "*", "match": {}, "answer": "allow"}]
+    tasks = [
+        {"name": "rules", "run_once": True, "vars": {"evs": [shell, logger, secret, conf, hat]},
+         "ansible.builtin.set_fact": {"rules": "{{ evs | armada.apparmor.to_rules([], default='allow', "
+                                               "exec_qualifiers={'/usr/bin/logger': 'ic'}) }}"}},
+        {"name": "pending block", "run_once": True, "ansible.builtin.copy": {
+            "dest": str(pending_file), "content": "{{ rules | armada.apparmor.pending_answers }}"}},
+        {"name": "bash Px", "run_once": True, "ignore_errors": True, "register": "bad_mode", "vars": {"a": bash_px},
+         "ansible.builtin.debug": {"msg": "{{ [] | armada.apparmor.to_rules(a) }}"}},
+        {"name": "broad", "run_once": True, "ignore_errors": True, "register": "broad", "vars": {"a": everything},
+         "ansible.builtin.debug": {"msg": "{{ [] | armada.apparmor.to_rules(a) }}"}},
+        {"name": "typo in the table", "run_once": True, "ignore_errors": True, "register": "typo",
+         "ansible.builtin.debug": {
+             "msg": "{{ [] | armada.apparmor.to_rules([], exec_qualifiers={'/usr/bin/x': 'ipx'}) }}"}},
+        {"name": "collected", "run_once": True, "ansible.builtin.set_fact": {
+            "collected": {"rules": "{{ rules }}", "bad_mode": "{{ bad_mode }}", "broad": "{{ broad }}",
+                          "typo": "{{ typo }}"}}},
+    ]
+    got, _proc = run_playbook(tmp_path, tasks)
+    nginx = got["rules"]["profiles"][NGINX]
+    # complain-mode access allowed by default; the enforce-mode denial is not, and is flagged
+    assert [r["text"] for r in nginx["rules"]] == ["/etc/nginx/nginx.conf r,"]
+    assert list(nginx["children"]) == ["UPLOAD"] and nginx["children"]["UPLOAD"]["add_hat"]["events"] == ["hat1"]
+    block = yaml.safe_load(pending_file.read_text().replace("!unsafe", ""))  # the writer tags entries !unsafe
+    entries = {e["match"]["path"]: e for e in block["apparmor_answers_pending"]}
+    assert sorted(entries) == ["/etc/armada-secret", "/usr/bin/dash", "/usr/bin/logger"]
+    assert entries["/etc/armada-secret"]["possible_intrusion"] is True
+    assert entries["/etc/armada-secret"]["suggestions"]["default_answer"] == "deny"
+    # logprof.conf: /usr/bin/dash = icnu; inventory: /usr/bin/logger = ic
+    assert entries["/usr/bin/dash"]["suggestions"]["exec_modes"] == ["ix", "Cx", "Cix", "cx", "cix", "Ux", "ux"]
+    assert entries["/usr/bin/logger"]["suggestions"]["exec_modes"] == ["ix", "Cx", "Cix", "cx", "cix"]
+    engine.validate_answers(list(entries.values()))
+    assert got["bad_mode"]["failed"] and "exec mode Px is not allowed for /usr/bin/bash" in got["bad_mode"]["msg"]
+    assert got["broad"]["failed"] and "broad: true" in got["broad"]["msg"]
+    assert got["typo"]["failed"] and "letters out of" in got["typo"]["msg"]

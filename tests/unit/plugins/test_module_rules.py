@@ -126,3 +126,20 @@ def test_check_mode_is_byte_identical_and_diff_shows_profile_change(tmp_path):
     prof_diff = res["diff"][0]
     assert prof_diff["before"] == DEMO
     assert prof_diff["after"] == DEMO.replace("   # state\n}", "   # state\n  /srv/x r,\n}")
+
+
+def test_an_allowed_change_hat_creates_the_empty_hat_once(tmp_path):
+    # to_rules' child entry for an answered change_hat event: no rules, add_hat set (aa-logprof's "Add hat")
+    tree = _setup(tmp_path)
+    path = os.path.join(tree, "usr.bin.armada-demo")
+    entry = {"rules": [], "deny": [], "children": {
+        "HANDLING_UNTRUSTED_INPUT": {"rules": [], "deny": [], "hat": True,
+                                     "add_hat": {"events": ["e1"], "hosts": ["web1"], "answers": [0]}},
+        "only_pending": {"rules": [], "deny": [], "hat": True}}}
+    added, again = run_tasks(tmp_path, [_task(tree, tmp_path, entry=entry, target="auto"),
+                                        _task(tree, tmp_path, entry=entry, target="auto")])
+    assert added["changed"] and not added.get("failed"), added
+    assert [a["profile"] for a in added["added"]] == ["armada-demo//HANDLING_UNTRUSTED_INPUT"]
+    lines = _read(path).splitlines()
+    assert "  ^HANDLING_UNTRUSTED_INPUT {" in lines and not any("only_pending" in line for line in lines)
+    assert not again["changed"], again

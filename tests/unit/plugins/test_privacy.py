@@ -103,7 +103,8 @@ def test_no_raw_text_without_raw_samples_and_pending_file_is_minimal(tmp_path):
                "logged", "comm", "first_seen", "last_seen",
                # forgeable/sources: the fixture is a plain file (origin syslog): its events are marked forgeable,
                # with the origin names (a fixed vocabulary, no log text)
-               "forgeable", "sources"}
+               "forgeable", "sources",
+               "possible_intrusion"}  # engine flag for records DENIED by an enforcing profile
     assert len(entries) == 3
     for entry in entries:
         assert set(entry) <= allowed, set(entry) - allowed
