@@ -153,8 +153,9 @@ def test_sources_say_what_writes_them(tmp_path):
 # ---- the answers engine ------------------------------------------------------------------------------------
 
 def fevent(forgeable, host="h1", path="/etc/x", kind="file"):
+    # a complain-mode access (ALLOWED): a DENIED record of an enforcing profile is never default-allowed anyway
     ev = {"kind": kind, "profile": "/usr/bin/x", "parent": "/usr/bin/x", "host": host, "path": path,
-          "mask": {"requested": "r", "denied": "r"}, "owner": False, "operations": ["open"], "modes": ["DENIED"],
+          "mask": {"requested": "r", "denied": "r"}, "owner": False, "operations": ["open"], "modes": ["ALLOWED"],
           "count": 1, "sources": ["syslog" if forgeable else "auditd"], "forgeable": forgeable}
     return events.finish(ev)
 
