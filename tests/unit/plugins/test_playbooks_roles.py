@@ -23,8 +23,8 @@ ENV = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLL_ROOT, ANSIBLE_COLLECTIONS_S
 
 
 def test_the_lists_are_complete():
-    assert PLAYBOOKS == ["backup", "deploy", "enforce", "profile_fleet", "restore", "status"]
-    assert ROLES == ["backup", "deploy", "enforce", "learn", "restore", "update"]
+    assert PLAYBOOKS == ["backup", "deploy", "enforce", "profile_fleet", "report", "restore", "status"]
+    assert ROLES == ["backup", "deploy", "enforce", "learn", "report", "restore", "update"]
 
 
 @pytest.mark.parametrize("name", PLAYBOOKS)
