@@ -86,11 +86,14 @@ def fev(forgeable, path="/etc/x"):
 
 def test_to_rules_and_soak_verdict_filters(tmp_path):
     events = [fev(True, "/etc/forged"), fev(False, "/etc/real")]
+    # learning reads complain-mode (ALLOWED) records; the soak reads DENIED ones (an enforce-mode denial is never
+    # default-allowed anyway, issue 17)
+    learned = [dict(e, modes=["ALLOWED"]) for e in events]
     rules, pending, rollback, stop, go_on = run_tasks(tmp_path, [
         {"ansible.builtin.debug": {"msg": "{{ evs | armada.apparmor.to_rules(default='allow') }}"},
-         "vars": {"evs": events}},
+         "vars": {"evs": learned}},
         {"ansible.builtin.debug": {"msg": "{{ evs | armada.apparmor.to_rules(default='allow') "
-                                          "| armada.apparmor.pending_answers }}"}, "vars": {"evs": events}},
+                                          "| armada.apparmor.pending_answers }}"}, "vars": {"evs": learned}},
         {"ansible.builtin.debug": {"msg": "{{ {'events': evs, 'source_trust': {'only_forgeable': false}} "
                                           "| armada.apparmor.soak_verdict }}"}, "vars": {"evs": events}},
         {"ansible.builtin.debug": {"msg": "{{ {'events': evs[:1], 'source_trust': {'only_forgeable': true}} "
