@@ -85,7 +85,9 @@ class Run:
                    ANSIBLE_NOCOLOR="1", PWD=self.work)
         extra = {"apparmor_programs": [{"path": "/usr/local/bin/" + n, "profile": n} for n in PROBES],
                  "report_check_drift": False}
-        res = subprocess.run([ANSIBLE_PLAYBOOK, "-i", self.lab.inventory, "armada.apparmor.report",
+        # --limit: the lab's own hosts only (a trixie host, when booted, is in the inventory but not in group lab)
+        res = subprocess.run([ANSIBLE_PLAYBOOK, "-i", self.lab.inventory, "--limit", ",".join(self.hosts),
+                              "armada.apparmor.report",
                               "-e", json.dumps(extra)], cwd=self.work, env=env, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1200, check=False)
         assert res.returncode == 0, res.stdout[-6000:]
