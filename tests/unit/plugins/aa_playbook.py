@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 
@@ -110,3 +111,23 @@ def templatable_strings(data, path="$"):
     elif isinstance(data, str) and is_trusted_as_template(data):
         out.append((path, data))
     return out
+
+
+JOURNAL_REMOTE = "/lib/systemd/systemd-journal-remote"
+
+def write_journal(directory, entries):
+    """Journal export entries (KEY=VALUE, binary-safe KEY\\n<le64 size>VALUE) -> DIRECTORY/system.journal."""
+    blob = b""
+    for e in entries:
+        for k, v in e.items():
+            b = v.encode()
+            blob += (k.encode() + b"\n" + struct.pack("<Q", len(b)) + b + b"\n") if b"\n" in b else (
+                k.encode() + b"=" + b + b"\n")
+        blob += b"\n"
+    os.makedirs(directory, exist_ok=True)
+    src = os.path.join(directory, "x.export")
+    with open(src, "wb") as fh:
+        fh.write(blob)
+    subprocess.run([JOURNAL_REMOTE, "-o", os.path.join(directory, "system.journal"), src], check=True,
+                   capture_output=True)
+    os.unlink(src)

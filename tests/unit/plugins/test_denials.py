@@ -7,11 +7,9 @@ follow from what the records say, not from the reader's output.
 import gzip
 import json
 import os
-import struct
-import subprocess
 
 import pytest
-from aa_playbook import run_tasks
+from aa_playbook import run_tasks, write_journal
 
 JOURNAL_REMOTE = "/lib/systemd/systemd-journal-remote"
 
@@ -225,21 +223,6 @@ def test_skip_covered(tmp_path, logdir):
         assert (res["covered"]["allow"], res["covered"]["deny"]) == (1, 1)
 
 
-def _write_journal(directory, entries):
-    blob = b""
-    for e in entries:
-        for k, v in e.items():
-            b = v.encode()
-            blob += (k.encode() + b"\n" + struct.pack("<Q", len(b)) + b + b"\n") if b"\n" in b else (
-                k.encode() + b"=" + b + b"\n")
-        blob += b"\n"
-    os.makedirs(directory, exist_ok=True)
-    src = os.path.join(directory, "x.export")
-    with open(src, "wb") as fh:
-        fh.write(blob)
-    subprocess.run([JOURNAL_REMOTE, "-o", os.path.join(directory, "system.journal"), src], check=True,
-                   capture_output=True)
-    os.unlink(src)
 
 
 @pytest.mark.skipif(not os.path.exists(JOURNAL_REMOTE),
@@ -257,7 +240,7 @@ def test_journal_source_with_cursor(tmp_path):
                        'interface="org.freedesktop.DBus" member="Hello" mask="send" name="org.freedesktop.DBus" '
                        'pid=7 label="/usr/bin/x" peer_label="unconfined"'}
     jdir = str(tmp_path / "journal")
-    _write_journal(jdir, [kernel, dbus])
+    write_journal(jdir, [kernel, dbus])
     cdir = str(tmp_path / "cursors")
     args = {"sources": ["journal"], "journal_directory": jdir, "since": "j", "cursor_dir": cdir,
             "skip_covered": False}

@@ -7,11 +7,9 @@ running as root (``_UID=0 _COMM=dbus-daemon``) and ``logger -t dbus-daemon`` run
 holds what rsyslog writes for ``logger -t kernel ...``.
 """
 import os
-import struct
-import subprocess
 
 import pytest
-from aa_playbook import run_tasks
+from aa_playbook import run_tasks, write_journal
 
 JOURNAL_REMOTE = "/lib/systemd/systemd-journal-remote"
 BOOT = "d" * 32
@@ -29,21 +27,6 @@ def entry(n, message, **fields):
     return e
 
 
-def write_journal(directory, entries):
-    blob = b""
-    for e in entries:
-        for k, v in e.items():
-            b = v.encode()
-            blob += (k.encode() + b"\n" + struct.pack("<Q", len(b)) + b + b"\n") if b"\n" in b else (
-                k.encode() + b"=" + b + b"\n")
-        blob += b"\n"
-    os.makedirs(directory, exist_ok=True)
-    src = os.path.join(directory, "x.export")
-    with open(src, "wb") as fh:
-        fh.write(blob)
-    subprocess.run([JOURNAL_REMOTE, "-o", os.path.join(directory, "system.journal"), src], check=True,
-                   capture_output=True)
-    os.unlink(src)
 
 
 @pytest.mark.skipif(not os.path.exists(JOURNAL_REMOTE),
