@@ -64,6 +64,10 @@ _DBUS_LINE = re.compile(
     rb"(?:dbus-daemon|dbus-broker(?:-launch)?)(?:\[\d+\])?: [^\n]*\n", re.M)
 
 
+#: prefix of a ``sources`` entry naming a file that auditd writes (the inventory vouches for it)
+VOUCHED_AUDITD = "auditd:"
+
+
 class Source:
     """One stream to read: what it is, where it is, and which records it is read for.
 
@@ -73,8 +77,9 @@ class Source:
     """
 
     def __init__(self, kind: str, path: Optional[str] = None, streams: str = "all", reason: str = "",
-                 root: str = "/", journal_directory: Optional[str] = None) -> None:
+                 root: str = "/", journal_directory: Optional[str] = None, vouched: bool = False) -> None:
         self.kind = kind
+        self.vouched = vouched
         self.path = path
         self.streams = streams
         self.reason = reason
@@ -96,11 +101,12 @@ class Source:
         """What writes this stream (provenance.DECLARED): decides whether its records are forgeable.
 
         Only auditd's own log is trusted among files: any other text file is written by a syslog
-        daemon that stores whatever a local user sends to /dev/log (``logger -t kernel ...``).
+        daemon that stores whatever a local user sends to /dev/log (``logger -t kernel ...``), unless
+        the inventory vouches that auditd writes it (``auditd:PATH``).
         Journal entries are judged one by one by their trusted fields.
         """
         if self.kind == "file":
-            return "auditd" if self.path in auditd_logs(self.root) else "syslog"
+            return "auditd" if self.vouched or self.path in auditd_logs(self.root) else "syslog"
         return "journal" if self.kind == "journal" else "dmesg"
 
     @property
@@ -214,8 +220,9 @@ def resolve_sources(requested: Sequence[str], root: str = "/",
     auditd active -> audit.log, dbus from the journal (else from syslog/messages);
     otherwise journal -> kernel transport plus dbus identifiers in one query;
     otherwise the first of kern.log / syslog / messages (plus dbus lines of syslog/messages when
-    the kernel stream is kern.log); otherwise dmesg. Other entries: ``journal``, ``dmesg``, or an
-    absolute file path.
+    the kernel stream is kern.log); otherwise dmesg. Other entries: ``journal``, ``dmesg``, an
+    absolute file path, or ``auditd:`` and an absolute path for a file the caller vouches auditd writes
+    (an auditd ``log_file`` this host's auditd.conf does not name, such as a copy kept by a collector).
     """
     out = []  # type: List[Source]
     notes = []  # type: List[str]
@@ -236,8 +243,12 @@ def resolve_sources(requested: Sequence[str], root: str = "/",
             add(Source("dmesg", reason="requested", root=root))
         elif isinstance(item, str) and item.startswith("/"):
             add(Source("file", path=item, reason="requested", root=root))
+        elif isinstance(item, str) and item.startswith(VOUCHED_AUDITD + "/"):
+            add(Source("file", path=item[len(VOUCHED_AUDITD):], reason="requested; written by auditd (inventory)",
+                       root=root, vouched=True))
         else:
-            raise ValueError("unknown source %r: use auto, journal, dmesg or an absolute file path" % (item,))
+            raise ValueError("unknown source %r: use auto, journal, dmesg, an absolute file path or auditd:PATH"
+                             % (item,))
     return out, notes
 
 

@@ -38,6 +38,9 @@ options:
       - What to read, in order. V(auto) (the choice described above), V(journal) (kernel and dbus records
         of the journal), V(dmesg) (the kernel ring buffer), or absolute file paths (their rotations
         C(NAME.1), C(NAME.2.gz), C(NAME-YYYYMMDD.gz) are followed; a path ending in C(.gz) is read as is).
+      - A file path is trusted (origin C(auditd)) only when it is auditd's log (the default or the C(log_file) of
+        auditd.conf); any other file is read as C(syslog), which a local user can forge. Write V(auditd:/PATH) for
+        a file that auditd writes although auditd.conf does not name it - the inventory vouches for it.
       - Each source is read once even when named twice.
     type: list
     elements: str

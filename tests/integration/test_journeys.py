@@ -266,7 +266,7 @@ def test_step5_canary_denial_during_soak_rolls_back_and_stops(journey):
     assert report["status"] == "rolled back" and report["outcome"]["verified"] is True, report
     assert SECRET in report["outcome"]["reason"], report
     # the later batches were never touched: no report, no task ran on them in the rollout play
-    assert sorted(os.listdir(os.path.join(j.work, "apparmor-enforce-report"))) == [canary + ".yml", "index.html"]
+    assert sorted(os.listdir(os.path.join(j.work, "apparmor-enforce-report"))) == ["index.html", canary + ".yml"]
     with open(os.path.join(j.work, "apparmor-enforce-report", "index.html")) as fh:
         summary = fh.read()
     assert "<td>%s</td><td>rolled back</td>" % canary in summary, summary[-2000:]

@@ -304,6 +304,15 @@ def test_explicit_sources_and_bad_ones():
     assert [s.key for s in srcs] == ["file:/var/log/x.log", "journal:all", "dmesg"]
     with pytest.raises(ValueError, match="unknown source"):
         ls.resolve_sources(["relative/path"])
+    with pytest.raises(ValueError, match="unknown source"):
+        ls.resolve_sources(["auditd:relative/path"])
+
+
+def test_a_file_is_trusted_only_as_auditds_log_or_when_the_inventory_vouches(tmp_path):
+    plain, vouched = str(tmp_path / "a.log"), str(tmp_path / "b.log")
+    srcs, _ = ls.resolve_sources([plain, "auditd:" + vouched], root=str(tmp_path))
+    assert [(s.path, s.origin, s.forgeable) for s in srcs] == [(plain, "syslog", True), (vouched, "auditd", False)]
+    assert srcs[1].to_dict()["origin"] == "auditd"
 
 
 def test_apparmor_status_reports_absence(tmp_path):

@@ -106,7 +106,7 @@ def test_notify_once_fail_loudly_and_move_positions_only_after_success(tmp_path,
     hook, box, smtp = servers
     logs = {h: tmp_path / ("%s-audit.log" % h) for h in ("web1", "web2")}
     hosts = {"all": {"hosts": {h: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                                   "report_sources": [str(logs[h])]} for h in logs}}}
+                                   "report_sources": ["auditd:" + str(logs[h])]} for h in logs}}}
     (tmp_path / "hosts.yml").write_text(json.dumps(hosts))
     logs["web1"].write_text(avc(1, HOSTILE) + avc(2, HOSTILE) + avc(3, "/etc/allowed.conf", mode="ALLOWED"))
     logs["web2"].write_text(avc(4, HOSTILE))
