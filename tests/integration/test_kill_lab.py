@@ -1,8 +1,8 @@
 """A lab host killed in the middle of a rollout batch (issue 8): every host ends in a known state.
 
 The fault is made for real: the qemu of one host of the second batch gets SIGKILL (`tests/lab/lab kill`, a
-power cut) while that host is soaking under `armada.apparmor.enforce`, detected by polling the host itself
-(the test profile listed as enforced by the kernel AND the soak's `sleep` running), not by a fixed delay.
+power cut) while that host is soaking under `armada.apparmor.enforce`, detected by polling (the host's kernel
+lists the test profile as enforced AND the rollout printed a soak round of that host), not by a fixed delay.
 
 The rollout: a small profile of our own (`armada-killtest`, deployed in complain mode with
 `armada.apparmor.deploy`) on every lab host, `apparmor_enforce_serial: [1, 2]`: batch 1 = the canary,
@@ -27,6 +27,7 @@ host stays in the image's state. conftest.py orders this test right before the j
 """
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -51,7 +52,7 @@ profile armada-killtest /usr/local/bin/armada-killtest {
   /etc/hostname r,
 }
 """
-SOAK = 41  # seconds; an odd number so `pgrep -fx "sleep 41"` finds the soak and nothing else
+SOAK = 41  # seconds: long enough (two rounds of the soak) for the victim to be caught soaking
 SAVED = "/root/armada-killtest-saved.tar"
 STATE_DIRS = "var/lib/armada-apparmor var/backups/armada-apparmor"
 # tasks of the enforce playbook's first play (it empties the report directory, on the controller, for all hosts)
@@ -153,10 +154,14 @@ def remove_profile(lab, host):
                     "printf %%s %s > /sys/kernel/security/apparmor/.remove; fi; rm -f %s" % (NAME, NAME, FILE))
 
 
-def soaking(lab, host):
-    """The host is inside the soak of its batch: the kernel enforces the test profile and the soak sleeps."""
-    res = lab.ssh(host, "grep -qx '%s (enforce)' /sys/kernel/security/apparmor/profiles && pgrep -fx 'sleep %d'"
-                  % (NAME, SOAK), timeout=60)
+def soaking(lab, host, base):
+    """The host is inside the soak of its batch: the kernel enforces the test profile and the rollout printed
+    a soak round of it (the soak waits on the controller, in rounds, between reads of the host's records)."""
+    with open(base + ".log") as fh:
+        printed = re.search(r'ok: \[%s\] => \{\s*"msg": "soak round \d+/' % re.escape(host), fh.read())
+    if not printed:
+        return False
+    res = lab.ssh(host, "grep -qx '%s (enforce)' /sys/kernel/security/apparmor/profiles" % NAME, timeout=60)
     return res.returncode == 0
 
 
@@ -198,7 +203,7 @@ def test_host_killed_mid_batch_leaves_every_host_in_a_known_state(lab, tmp_path)
         # -- the rollout, and the power cut while the victim's batch soaks
         proc, base = r.start("enforce", enforce, inventories=[lab.inventory, ghost_inv])
         deadline = time.time() + 1200
-        while not soaking(lab, victim):
+        while not soaking(lab, victim, base):
             if proc.poll() is not None:
                 out = r.finish(proc, base)
                 pytest.fail("the rollout ended before %s soaked (rc %s):\n%s" % (victim, out["rc"], out["log"][-4000:]))
@@ -206,7 +211,7 @@ def test_host_killed_mid_batch_leaves_every_host_in_a_known_state(lab, tmp_path)
                 proc.kill()
                 pytest.fail("%s never reached its soak within 1200 s" % victim)
             time.sleep(1)
-        assert soaking(lab, other) or kernel_mode(lab, other) == "enforce", \
+        assert soaking(lab, other, base) or kernel_mode(lab, other) == "enforce", \
             "%s is in the same batch: switched and soaking when %s is" % (other, victim)
         lab.kill(victim)
         timings["kill"] = time.time() - t0
@@ -217,14 +222,14 @@ def test_host_killed_mid_batch_leaves_every_host_in_a_known_state(lab, tmp_path)
         # the play fails and names the killed host unreachable, in the soak
         assert out["rc"] == 4, (out["rc"], out["log"][-3000:])
         assert out["stats"][victim]["unreachable"] == 1, out["stats"]
-        assert "UNREACHABLE" in results(out, "Soak - run the soak command and the health checks, wait, "
-                                             "run the checks again")[victim]["_status"].upper()
+        assert "UNREACHABLE" in results(out, "Soak round - read the DENIED records seen so far (not committed)"
+                                        )[victim]["_status"].upper()
         assert "fatal: [%s]: UNREACHABLE!" % victim in out["log"]
         # the canary is enforced and its report says so
         assert kernel_mode(lab, canary) == "enforce"
         assert r.report(canary)["status"] == "enforced", r.report(canary)
         # the other host of the batch finished its soak, found no denial, and is enforced
-        assert results(out, "run the checks again")[other]["_status"] == "ok"
+        assert results(out, "Soak - run the health checks again")[other]["_status"] == "ok"
         assert results(out, "No new denial")[other]["_status"] == "ok"
         assert kernel_mode(lab, other) == "enforce"
         assert r.report(other)["status"] == "enforced", r.report(other)
