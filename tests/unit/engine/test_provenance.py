@@ -11,7 +11,14 @@ from fuzz_support import EXAMPLES, bump
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.armada.apparmor.plugins.module_utils import answers, events, logsources, provenance, suggest
+from ansible_collections.armada.apparmor.plugins.module_utils import (
+    answers,
+    events,
+    fleet,
+    logsources,
+    provenance,
+    suggest,
+)
 from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
 
 KERNEL_MSG = ('audit: type=1400 audit(1700000000.100:42): apparmor="DENIED" operation="open" class="file" '
@@ -181,8 +188,8 @@ def test_to_rules_a_persons_answer_decides_a_forgeable_event():
 
 
 def test_merge_events_keeps_forgeable_and_trusted_sightings_apart():
-    merged = answers.merge_events({"h1": [fevent(False, "h1")], "h2": [fevent(True, "h2")],
-                                   "h3": [fevent(True, "h3")]})
+    merged = fleet.merge_events({"h1": [fevent(False, "h1")], "h2": [fevent(True, "h2")],
+                                 "h3": [fevent(True, "h3")]})
     assert sorted((e["forgeable"], sorted(e["hosts"])) for e in merged) == [(False, ["h1"]), (True, ["h2", "h3"])]
     # the trusted sighting still becomes a rule with default allow; the forged ones (2 hosts) stay pending
     res = answers.to_rules(merged, default="allow")
