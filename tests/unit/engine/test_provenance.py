@@ -19,7 +19,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils import (
     provenance,
     suggest,
 )
-from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
+from ansible_collections.armada.apparmor.plugins.module_utils.logreader import LogReader
 
 KERNEL_MSG = ('audit: type=1400 audit(1700000000.100:42): apparmor="DENIED" operation="open" class="file" '
               'profile="/usr/bin/x" name="/etc/shadow" pid=811 comm="x" requested_mask="r" denied_mask="r" '

@@ -336,7 +336,8 @@ def test_journal_entry_over_the_line_limit_is_cut_counted_and_not_read_again(tmp
     the record before it is read, and the cursor moves past it when its __CURSOR key is in the part kept
     (journalctl puts the fields in the journal file's hash order, random per file)."""
     monkeypatch.setattr(ls, "CHUNK", 4096)
-    from ansible_collections.armada.apparmor.plugins.module_utils.logparse import MAX_LINE, LogReader
+    from ansible_collections.armada.apparmor.plugins.module_utils.logparse import MAX_LINE
+    from ansible_collections.armada.apparmor.plugins.module_utils.logreader import LogReader
     d = str(tmp_path / "journal")
     big = entry(11, BOOT_B, "journal", "dbus-daemon", DBUS_MSG % 3)
     for i in range(30):
