@@ -145,13 +145,13 @@ def test_sources_say_what_writes_them(tmp_path):
     root = str(tmp_path)
     (tmp_path / "etc" / "audit").mkdir(parents=True)
     (tmp_path / "etc" / "audit" / "auditd.conf").write_text("log_format = ENRICHED\nlog_file = /srv/audit/a.log\n")
-    cases = [(logsources.Source("file", path=root + "/var/log/audit/audit.log", root=root), "auditd", False),
-             (logsources.Source("file", path=root + "/srv/audit/a.log", root=root), "auditd", False),
-             (logsources.Source("file", path=root + "/var/log/syslog", root=root), "syslog", True),
-             (logsources.Source("file", path=root + "/var/log/syslog", streams="dbus", root=root), "syslog", True),
-             (logsources.Source("file", path=root + "/var/log/kern.log", root=root), "syslog", True),
-             (logsources.Source("journal", root=root), "journal", False),
-             (logsources.Source("dmesg", root=root), "dmesg", False)]
+    cases = [(logsources.FileSource(root + "/var/log/audit/audit.log", root=root), "auditd", False),
+             (logsources.FileSource(root + "/srv/audit/a.log", root=root), "auditd", False),
+             (logsources.FileSource(root + "/var/log/syslog", root=root), "syslog", True),
+             (logsources.FileSource(root + "/var/log/syslog", streams="dbus", root=root), "syslog", True),
+             (logsources.FileSource(root + "/var/log/kern.log", root=root), "syslog", True),
+             (logsources.JournalSource(root=root), "journal", False),
+             (logsources.DmesgSource(root=root), "dmesg", False)]
     for src, origin, forgeable in cases:
         assert (src.origin, src.forgeable) == (origin, forgeable), src
         assert src.to_dict()["origin"] == origin and src.to_dict()["forgeable"] is forgeable
