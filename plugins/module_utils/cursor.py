@@ -22,7 +22,7 @@ import re
 import tempfile
 import time
 import zlib
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 #: Where cursors live on a host unless the caller names another directory.
 DEFAULT_CURSOR_DIR = "/var/lib/armada-apparmor/cursors"
@@ -211,21 +211,3 @@ class CursorStore:
         finally:
             if fd is not None:
                 os.close(fd)
-
-    def delete(self, name: str) -> bool:
-        """Remove cursor ``name``; True when it existed."""
-        try:
-            os.unlink(self.path(name))
-            return True
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                return False
-            raise
-
-
-def token_summary(token: Optional[str]) -> Optional[Dict[str, Any]]:
-    """Human-readable view of a token for module results (name, issued, source keys)."""
-    if not token:
-        return None
-    payload = parse_token(token)
-    return {"name": payload["name"], "issued": payload.get("issued"), "sources": sorted(payload["sources"])}

@@ -50,7 +50,7 @@ _IDENTITY = {
 }
 
 # Letter masks (file kinds) fold their denied part letter by letter; word masks word by word.
-_LETTER_MASK_KINDS = ("file", "exec")
+LETTER_MASK_KINDS = ("file", "exec")
 
 
 def identity(event):
@@ -94,7 +94,7 @@ def _union_mask(kind, old, new):
         return old
     if not old:
         return new
-    if kind in _LETTER_MASK_KINDS:
+    if kind in LETTER_MASK_KINDS:
         return old + "".join(ch for ch in new if ch not in old)
     words = old.split()
     words.extend(w for w in new.split() if w not in words)

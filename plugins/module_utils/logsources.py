@@ -4,13 +4,13 @@
 
 Three kinds of source:
 
-* ``file``: a log file plus its rotated siblings (``audit.log.1``, ``audit.log.2.gz``,
+* ``file`` (FileSource): a log file plus its rotated siblings (``audit.log.1``, ``audit.log.2.gz``,
   ``syslog-20240101.gz``). The position is a list of per-file entries (inode, offset, and
   sha256 of the first and the last 4 KiB before the offset), so a read follows rotation by
   rename, by copy-and-truncate, and into ``.gz``, reads nothing twice and skips nothing.
-* ``journal``: ``journalctl -o json`` over the kernel transport and/or the dbus daemons'
+* ``journal`` (JournalSource): ``journalctl -o json`` over the kernel transport and/or the dbus daemons'
   syslog identifiers; the position is the journal's own cursor string.
-* ``dmesg``: the kernel ring buffer; the position is the boot id plus the last kernel timestamp
+* ``dmesg`` (DmesgSource): the kernel ring buffer; the position is the boot id plus the last kernel timestamp
   (and how many lines carried it).
 
 Only whole lines are ever handed on: a line the writer has not finished stays unread until the
@@ -71,66 +71,55 @@ VOUCHED_AUDITD = "auditd:"
 class Source:
     """One stream to read: what it is, where it is, and which records it is read for.
 
-    ``streams`` is ``"all"`` (everything in it), ``"kernel"`` or ``"dbus"``; a syslog file read
-    for ``dbus`` hands on only the dbus daemons' lines, because its kernel lines are already read
-    from another stream and must not be counted twice.
+    ``streams`` is ``"all"`` (everything in it), ``"kernel"`` or ``"dbus"``. Each kind of stream is a
+    subclass (FileSource, JournalSource, DmesgSource) that knows its cursor ``key``, who writes it
+    (``origin``) and how to ``read`` it from a position.
     """
 
-    def __init__(self, kind: str, path: Optional[str] = None, streams: str = "all", reason: str = "",
-                 root: str = "/", journal_directory: Optional[str] = None, vouched: bool = False) -> None:
-        self.kind = kind
-        self.vouched = vouched
-        self.path = path
+    #: the ``kind`` of the module result (and of the stored position)
+    kind = ""
+    #: how the bytes are framed: ``journal_json`` (one JSON object a line) or ``text``
+    fmt = "text"
+
+    def __init__(self, streams: str = "all", reason: str = "", root: str = "/") -> None:
         self.streams = streams
         self.reason = reason
         self.root = root
-        self.journal_directory = journal_directory
 
     @property
     def key(self) -> str:
         """Stable name of this source inside a cursor (independent of ``reason``)."""
-        if self.kind == "file":
-            return "file:%s" % self.path + ("" if self.streams == "all" else "#" + self.streams)
-        if self.kind == "journal":
-            where = self.journal_directory or ("" if self.root == "/" else "root=" + self.root)
-            return "journal:%s%s" % (self.streams, (":" + where) if where else "")
-        return "dmesg"
+        raise NotImplementedError
 
     @property
     def origin(self) -> str:
-        """What writes this stream (provenance.DECLARED): decides whether its records are forgeable.
-
-        Only auditd's own log is trusted among files: any other text file is written by a syslog
-        daemon that stores whatever a local user sends to /dev/log (``logger -t kernel ...``), unless
-        the inventory vouches that auditd writes it (``auditd:PATH``).
-        Journal entries are judged one by one by their trusted fields.
-        """
-        if self.kind == "file":
-            return "auditd" if self.vouched or self.path in auditd_logs(self.root) else "syslog"
-        return "journal" if self.kind == "journal" else "dmesg"
+        """What writes this stream (provenance.DECLARED): decides whether its records are forgeable."""
+        raise NotImplementedError
 
     @property
     def forgeable(self) -> bool:
         """True when every record of this stream could have been written by a local user."""
         return self.origin == "syslog"
 
-    @property
-    def fmt(self) -> str:
-        """How the bytes are framed: ``journal_json`` (one JSON object a line) or ``text``."""
-        return "journal_json" if self.kind == "journal" else "text"
+    def lines_for(self, sink: Sink) -> Sink:
+        """``sink`` behind the filter that keeps only the lines this source is read for."""
+        return sink
+
+    def read(self, state: Optional[Dict[str, Any]], sink: Sink,
+             include_rotated: bool = False) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any]]:
+        """Hand every whole line after ``state`` to ``sink``, unfiltered; return (new state, info).
+
+        Never raises for I/O problems: ``info["status"]`` and ``info["notes"]`` say what went wrong.
+        """
+        raise NotImplementedError
 
     def to_dict(self) -> Dict[str, Any]:
         """Plain description for module results."""
-        d = {"name": self.key, "kind": self.kind, "streams": self.streams, "reason": self.reason,
-             "origin": self.origin, "forgeable": self.forgeable}
-        if self.path:
-            d["path"] = self.path
-        if self.journal_directory:
-            d["journal_directory"] = self.journal_directory
-        return d
+        return {"name": self.key, "kind": self.kind, "streams": self.streams, "reason": self.reason,
+                "origin": self.origin, "forgeable": self.forgeable}
 
     def __repr__(self) -> str:
-        return "Source(%s)" % self.key
+        return "%s(%s)" % (type(self).__name__, self.key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,14 +227,14 @@ def resolve_sources(requested: Sequence[str], root: str = "/",
             for src in _auto(root, journal_directory, notes):
                 add(src)
         elif item == "journal":
-            add(Source("journal", streams="all", reason="requested", root=root, journal_directory=journal_directory))
+            add(JournalSource(streams="all", reason="requested", root=root, journal_directory=journal_directory))
         elif item == "dmesg":
-            add(Source("dmesg", reason="requested", root=root))
+            add(DmesgSource(reason="requested", root=root))
         elif isinstance(item, str) and item.startswith("/"):
-            add(Source("file", path=item, reason="requested", root=root))
+            add(FileSource(item, reason="requested", root=root))
         elif isinstance(item, str) and item.startswith(VOUCHED_AUDITD + "/"):
-            add(Source("file", path=item[len(VOUCHED_AUDITD):], reason="requested; written by auditd (inventory)",
-                       root=root, vouched=True))
+            add(FileSource(item[len(VOUCHED_AUDITD):], reason="requested; written by auditd (inventory)",
+                           root=root, vouched=True))
         else:
             raise ValueError("unknown source %r: use auto, journal, dmesg, an absolute file path or auditd:PATH"
                              % (item,))
@@ -258,35 +247,35 @@ def _auto(root: str, journal_directory: Optional[str], notes: List[str]) -> List
     audit_log = _under(root, AUDIT_LOG)
     if auditd_active(root):
         notes.append("auditd is running: kernel AppArmor records are read from %s only" % audit_log)
-        srcs = [Source("file", path=audit_log, reason="auditd is running")]
+        srcs = [FileSource(audit_log, reason="auditd is running")]
         if has_journal:
-            srcs.append(Source("journal", streams="dbus", root=root, journal_directory=journal_directory,
-                               reason="dbus records that dbus-daemon/dbus-broker send via syslog"))
+            srcs.append(JournalSource(streams="dbus", root=root, journal_directory=journal_directory,
+                                      reason="dbus records that dbus-daemon/dbus-broker send via syslog"))
         else:
             for cand in DBUS_SYSLOG_FILES:
                 if os.path.exists(_under(root, cand)):
-                    srcs.append(Source("file", path=_under(root, cand), streams="dbus",
-                                       reason="dbus records sent via syslog (no journal)"))
+                    srcs.append(FileSource(_under(root, cand), streams="dbus",
+                                           reason="dbus records sent via syslog (no journal)"))
                     break
         return srcs
     if has_journal:
         notes.append("auditd is not running: kernel and dbus records are read from the journal")
-        return [Source("journal", streams="all", root=root, journal_directory=journal_directory,
-                       reason="auditd is not running; journal present")]
+        return [JournalSource(streams="all", root=root, journal_directory=journal_directory,
+                              reason="auditd is not running; journal present")]
     for cand in SYSLOG_FILES:
         path = _under(root, cand)
         if os.path.exists(path):
             notes.append("no auditd and no journal: kernel records are read from %s" % path)
-            srcs = [Source("file", path=path, streams="all", reason="no auditd and no journal")]
+            srcs = [FileSource(path, streams="all", reason="no auditd and no journal")]
             if cand.endswith("kern.log"):
                 for dcand in DBUS_SYSLOG_FILES:
                     if os.path.exists(_under(root, dcand)):
-                        srcs.append(Source("file", path=_under(root, dcand), streams="dbus",
-                                           reason="dbus records sent via syslog; kernel lines come from kern.log"))
+                        srcs.append(FileSource(_under(root, dcand), streams="dbus",
+                                               reason="dbus records sent via syslog; kernel lines come from kern.log"))
                         break
             return srcs
     notes.append("no auditd, no journal and no syslog file: reading the kernel ring buffer (dmesg)")
-    return [Source("dmesg", reason="no auditd, journal or syslog file", root=root)]
+    return [DmesgSource(reason="no auditd, journal or syslog file", root=root)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -739,89 +728,154 @@ def _read_cands(src_path: str, cands: List[_Cand], state: Optional[Dict[str, Any
     return {"kind": "file", "path": src_path, "files": new_entries}, info
 
 
+class FileSource(Source):
+    """A log file plus its rotated siblings; a syslog file read for ``dbus`` hands on only the dbus
+    daemons' lines, because its kernel lines are already read from another stream and must not be
+    counted twice."""
+
+    kind = "file"
+
+    def __init__(self, path: str, streams: str = "all", reason: str = "", root: str = "/",
+                 vouched: bool = False) -> None:
+        super().__init__(streams, reason, root)
+        self.path = path
+        self.vouched = vouched
+
+    @property
+    def key(self) -> str:
+        return "file:%s" % self.path + ("" if self.streams == "all" else "#" + self.streams)
+
+    @property
+    def origin(self) -> str:
+        """Only auditd's own log is trusted among files: any other text file is written by a syslog
+        daemon that stores whatever a local user sends to /dev/log (``logger -t kernel ...``), unless
+        the inventory vouches that auditd writes it (``auditd:PATH``)."""
+        return "auditd" if self.vouched or self.path in auditd_logs(self.root) else "syslog"
+
+    def lines_for(self, sink: Sink) -> Sink:
+        return dbus_only(sink) if self.streams == "dbus" else sink
+
+    def read(self, state: Optional[Dict[str, Any]], sink: Sink,
+             include_rotated: bool = False) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any]]:
+        return read_file(self.path, state, sink, include_rotated)
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = super().to_dict()
+        d["path"] = self.path
+        return d
+
+
 # --------------------------------------------------------------------------------------------
 # journal
 
 
-def _journal_cmd(src: Source, state: Optional[Dict[str, Any]], include_rotated: bool) -> List[str]:
-    """journalctl argv for ``src`` from ``state``."""
-    cmd = ["journalctl", "--no-pager", "-q", "-o", "json"]
-    if src.journal_directory:
-        cmd += ["--directory", src.journal_directory]
-    elif src.root not in ("", "/"):
-        cmd += ["--root", src.root]
-    cursor = (state or {}).get("cursor")
-    if cursor:
-        cmd += ["--after-cursor", cursor]
-    elif not include_rotated:
-        cmd += ["--boot"]
-    dbus = []
-    for ident in DBUS_IDENTIFIERS:
-        dbus.append("SYSLOG_IDENTIFIER=%s" % ident)
-    if src.streams == "kernel":
-        cmd += ["_TRANSPORT=kernel"]
-    elif src.streams == "dbus":
-        cmd += dbus
-    else:
-        cmd += ["_TRANSPORT=kernel", "+"] + dbus
-    return cmd
+class JournalSource(Source):
+    """``journalctl -o json`` over the kernel transport and/or the dbus daemons' syslog identifiers.
 
-
-def read_journal(src: Source, state: Optional[Dict[str, Any]], sink: Sink,
-                 include_rotated: bool = False) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any]]:
-    """Stream ``journalctl -o json`` output to ``sink``; the new state holds the last ``__CURSOR``.
-
-    First read: the current boot only, or the whole journal with ``include_rotated``. Later reads
-    use ``--after-cursor``. Kernel records are matched by ``_TRANSPORT=kernel`` rather than
-    ``-k``, because ``-k`` also limits the read to the current boot and would skip records
-    written before a reboot that the cursor has not seen yet.
+    Entries are judged one by one by their trusted fields (provenance.py), hence the origin ``journal``.
     """
-    info = {"status": "ok", "bytes": 0, "files": [], "notes": [], "restarted": False, "cursor_lost": False}
-    if not shutil.which("journalctl"):
-        info["status"] = "missing"
-        info["notes"].append("journalctl is not installed")
-        return state, info
-    cmd = _journal_cmd(src, state, include_rotated)
-    info["command"] = cmd
-    last_cursor = None
-    try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    except OSError as exc:
-        info["status"] = "error"
-        info["notes"].append("cannot run journalctl: %s" % exc)
-        return state, info
-    cursors = []  # type: List[str]
 
-    def hand(whole: bytes) -> None:
-        sink(whole)
-        prev = whole.rfind(b"\n", 0, len(whole) - 1)
-        cur = _cursor_of(whole[prev + 1:])
-        if cur:
-            cursors[:] = [cur]
+    kind = "journal"
+    fmt = "journal_json"
 
-    lines = LineCutter(hand)
-    assert proc.stdout is not None
-    while True:
-        buf = proc.stdout.read(CHUNK)
-        if not buf:
-            break
-        info["bytes"] += lines.push(buf)
-    if lines.carry.strip():
-        info["bytes"] += lines.finish()
-    last_cursor = cursors[0] if cursors else None
-    err = proc.stderr.read() if proc.stderr else b""
-    rc = proc.wait()
-    if rc != 0:
-        msg = err.decode("utf-8", "replace").strip()
-        if b"No journal boot entry found" in err or b"Specifying boot ID or boot offset has no effect" in err:
-            info["notes"].append("journal: %s" % msg)
+    def __init__(self, streams: str = "all", reason: str = "", root: str = "/",
+                 journal_directory: Optional[str] = None) -> None:
+        super().__init__(streams, reason, root)
+        self.journal_directory = journal_directory
+
+    @property
+    def key(self) -> str:
+        where = self.journal_directory or ("" if self.root == "/" else "root=" + self.root)
+        return "journal:%s%s" % (self.streams, (":" + where) if where else "")
+
+    @property
+    def origin(self) -> str:
+        return "journal"
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = super().to_dict()
+        if self.journal_directory:
+            d["journal_directory"] = self.journal_directory
+        return d
+
+    def command(self, state: Optional[Dict[str, Any]], include_rotated: bool) -> List[str]:
+        """journalctl argv for this source from ``state``."""
+        cmd = ["journalctl", "--no-pager", "-q", "-o", "json"]
+        if self.journal_directory:
+            cmd += ["--directory", self.journal_directory]
+        elif self.root not in ("", "/"):
+            cmd += ["--root", self.root]
+        cursor = (state or {}).get("cursor")
+        if cursor:
+            cmd += ["--after-cursor", cursor]
+        elif not include_rotated:
+            cmd += ["--boot"]
+        dbus = []
+        for ident in DBUS_IDENTIFIERS:
+            dbus.append("SYSLOG_IDENTIFIER=%s" % ident)
+        if self.streams == "kernel":
+            cmd += ["_TRANSPORT=kernel"]
+        elif self.streams == "dbus":
+            cmd += dbus
         else:
-            info["status"] = "error"
-            info["notes"].append("journalctl exited with %d: %s" % (rc, msg[:500]))
+            cmd += ["_TRANSPORT=kernel", "+"] + dbus
+        return cmd
+
+    def read(self, state: Optional[Dict[str, Any]], sink: Sink,
+             include_rotated: bool = False) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any]]:
+        """Stream ``journalctl -o json`` output to ``sink``; the new state holds the last ``__CURSOR``.
+
+        First read: the current boot only, or the whole journal with ``include_rotated``. Later reads
+        use ``--after-cursor``. Kernel records are matched by ``_TRANSPORT=kernel`` rather than
+        ``-k``, because ``-k`` also limits the read to the current boot and would skip records
+        written before a reboot that the cursor has not seen yet.
+        """
+        info = {"status": "ok", "bytes": 0, "files": [], "notes": [], "restarted": False, "cursor_lost": False}
+        if not shutil.which("journalctl"):
+            info["status"] = "missing"
+            info["notes"].append("journalctl is not installed")
             return state, info
-    if last_cursor is None:
-        return state, info
-    return {"kind": "journal", "cursor": last_cursor}, info
+        cmd = self.command(state, include_rotated)
+        info["command"] = cmd
+        last_cursor = None
+        try:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            info["status"] = "error"
+            info["notes"].append("cannot run journalctl: %s" % exc)
+            return state, info
+        cursors = []  # type: List[str]
+
+        def hand(whole: bytes) -> None:
+            sink(whole)
+            prev = whole.rfind(b"\n", 0, len(whole) - 1)
+            cur = _cursor_of(whole[prev + 1:])
+            if cur:
+                cursors[:] = [cur]
+
+        lines = LineCutter(hand)
+        assert proc.stdout is not None
+        while True:
+            buf = proc.stdout.read(CHUNK)
+            if not buf:
+                break
+            info["bytes"] += lines.push(buf)
+        if lines.carry.strip():
+            info["bytes"] += lines.finish()
+        last_cursor = cursors[0] if cursors else None
+        err = proc.stderr.read() if proc.stderr else b""
+        rc = proc.wait()
+        if rc != 0:
+            msg = err.decode("utf-8", "replace").strip()
+            if b"No journal boot entry found" in err or b"Specifying boot ID or boot offset has no effect" in err:
+                info["notes"].append("journal: %s" % msg)
+            else:
+                info["status"] = "error"
+                info["notes"].append("journalctl exited with %d: %s" % (rc, msg[:500]))
+                return state, info
+        if last_cursor is None:
+            return state, info
+        return {"kind": "journal", "cursor": last_cursor}, info
 
 
 def _cursor_of(line: bytes) -> Optional[str]:
@@ -902,52 +956,44 @@ def filter_dmesg(data: bytes, state: Optional[Dict[str, Any]], current_boot: str
     return new, len(blob), restarted
 
 
-def read_dmesg(src: Source, state: Optional[Dict[str, Any]], sink: Sink,
-               include_rotated: bool = False) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any]]:
-    """Run ``dmesg`` and hand on the lines after the remembered position."""
-    info = {"status": "ok", "bytes": 0, "files": [], "notes": [], "restarted": False, "cursor_lost": False}
-    exe = shutil.which("dmesg")
-    if not exe:
-        info["status"] = "missing"
-        info["notes"].append("dmesg is not installed")
-        return state, info
-    try:
-        proc = subprocess.run([exe], capture_output=True, check=False)
-    except OSError as exc:
-        info["status"] = "error"
-        info["notes"].append("cannot run dmesg: %s" % exc)
-        return state, info
-    if proc.returncode != 0:
-        info["status"] = "unreadable"
-        info["notes"].append("dmesg failed: %s" % proc.stderr.decode("utf-8", "replace").strip()[:300])
-        return state, info
-    new, given, restarted = filter_dmesg(proc.stdout, state, boot_id(), sink)
-    info["bytes"] = given
-    if restarted:
-        info["restarted"] = True
-        info["notes"].append("new boot since the last read: the ring buffer is read from its start")
-    return new, info
+class DmesgSource(Source):
+    """The kernel ring buffer; the position is the boot id plus the last kernel timestamp."""
 
+    kind = "dmesg"
 
-def read_source(src: Source, state: Optional[Dict[str, Any]], sink: Sink,
-                include_rotated: bool = False) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any]]:
-    """Read any Source from ``state``; return (new state, info). Never raises for I/O problems."""
-    if src.streams == "dbus" and src.kind == "file":
-        sink = dbus_only(sink)
-    return _dispatch(src, state, sink, include_rotated)
+    @property
+    def key(self) -> str:
+        return "dmesg"
 
+    @property
+    def origin(self) -> str:
+        return "dmesg"
 
-def _dispatch(src: Source, state: Optional[Dict[str, Any]], sink: Sink,
-              include_rotated: bool) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any]]:
-    """The reader for ``src.kind``, with no filtering of its own."""
-    if src.kind == "file":
-        assert src.path is not None
-        return read_file(src.path, state, sink, include_rotated)
-    if src.kind == "journal":
-        return read_journal(src, state, sink, include_rotated)
-    if src.kind == "dmesg":
-        return read_dmesg(src, state, sink, include_rotated)
-    raise ValueError("unknown source kind %r" % src.kind)
+    def read(self, state: Optional[Dict[str, Any]], sink: Sink,
+             include_rotated: bool = False) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any]]:
+        """Run ``dmesg`` and hand on the lines after the remembered position."""
+        info = {"status": "ok", "bytes": 0, "files": [], "notes": [], "restarted": False, "cursor_lost": False}
+        exe = shutil.which("dmesg")
+        if not exe:
+            info["status"] = "missing"
+            info["notes"].append("dmesg is not installed")
+            return state, info
+        try:
+            proc = subprocess.run([exe], capture_output=True, check=False)
+        except OSError as exc:
+            info["status"] = "error"
+            info["notes"].append("cannot run dmesg: %s" % exc)
+            return state, info
+        if proc.returncode != 0:
+            info["status"] = "unreadable"
+            info["notes"].append("dmesg failed: %s" % proc.stderr.decode("utf-8", "replace").strip()[:300])
+            return state, info
+        new, given, restarted = filter_dmesg(proc.stdout, state, boot_id(), sink)
+        info["bytes"] = given
+        if restarted:
+            info["restarted"] = True
+            info["notes"].append("new boot since the last read: the ring buffer is read from its start")
+        return new, info
 
 
 def _mark_bytes(mark: str, fmt: str) -> bytes:
@@ -973,10 +1019,10 @@ def read_all(sources: Sequence[Source], positions: Dict[str, Any], feed: Callabl
         def sink(data: bytes, _key: str = key) -> None:
             feed(data, _key)
 
-        inner = dbus_only(sink) if (src.kind == "file" and src.streams == "dbus") else sink
+        inner = src.lines_for(sink)
         # the mark is looked for before the dbus-only filter, which would drop the mark's line
         marker = MarkFilter(inner, _mark_bytes(mark, src.fmt)) if mark else None
-        state, info = _dispatch(src, positions.get(key), marker or inner, include_rotated)
+        state, info = src.read(positions.get(key), marker or inner, include_rotated)
         report = src.to_dict()
         report.update(info)
         if marker is not None:

@@ -16,7 +16,7 @@ import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from ansible_collections.armada.apparmor.plugins.module_utils import answers as answers_mod
-from ansible_collections.armada.apparmor.plugins.module_utils import suggest
+from ansible_collections.armada.apparmor.plugins.module_utils import fleet, suggest
 
 SCHEMA = "armada.apparmor.report/1"
 #: A position token as the denials module writes it (base64url body); anything else is not stored.
@@ -351,7 +351,7 @@ def _group(ev: Dict[str, Any], modes: Dict[str, Dict[str, str]], with_snippet: b
 
 def _groups(per_host: Dict[str, List[Dict[str, Any]]], modes: Dict[str, Dict[str, str]],
             with_snippet: bool) -> List[Dict[str, Any]]:
-    merged = answers_mod.merge_events(per_host) if per_host else []
+    merged = fleet.merge_events(per_host) if per_host else []
     out = [_group(ev, modes, with_snippet) for ev in merged]
     out.sort(key=lambda g: (g["profile"], g["kind"], g["target"], -g["count"]))
     return out
@@ -360,7 +360,7 @@ def _groups(per_host: Dict[str, List[Dict[str, Any]]], modes: Dict[str, Dict[str
 def _unanswered(per_host: Dict[str, List[Dict[str, Any]]], answers: Any,
                 modes: Dict[str, Dict[str, str]]) -> List[Dict[str, Any]]:
     """Complain-mode accesses no inventory answer decides yet, grouped per profile."""
-    merged = answers_mod.merge_events(per_host) if per_host else []
+    merged = fleet.merge_events(per_host) if per_host else []
     if not merged:
         return []
     result = answers_mod.to_rules(merged, answers, default="pending")

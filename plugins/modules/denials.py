@@ -340,7 +340,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.armada.apparmor.plugins.module_utils import cursor as cursor_mod  # noqa: E402
 from ansible_collections.armada.apparmor.plugins.module_utils import lock as lock_mod  # noqa: E402
 from ansible_collections.armada.apparmor.plugins.module_utils import logsources  # noqa: E402
-from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader  # noqa: E402
+from ansible_collections.armada.apparmor.plugins.module_utils.logreader import LogReader  # noqa: E402
 
 MODES = ["DENIED", "ALLOWED", "AUDIT", "KILLED", "HINT", "STATUS", "ERROR"]
 # Name carried by the tokens of O(position), so a named cursor's token is not taken for one.

@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
 
 from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import escape_glob  # noqa: E402
 from ansible_collections.armada.apparmor.plugins.module_utils.coverage import ProfileIndex  # noqa: E402
-from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader  # noqa: E402
+from ansible_collections.armada.apparmor.plugins.module_utils.logreader import LogReader  # noqa: E402
 from ansible_collections.armada.apparmor.plugins.module_utils.rules import rule_from_event  # noqa: E402
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.file import FileRule  # noqa: E402
 

@@ -31,7 +31,7 @@ SYS_PY = "/usr/bin/python3"
 def child(path):
     """One timed run of our reader over ``path``; prints JSON (runs in its own process)."""
     sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
-    from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
+    from ansible_collections.armada.apparmor.plugins.module_utils.logreader import LogReader
 
     t0, c0 = time.perf_counter(), time.process_time()
     reader = LogReader(host="bench")

@@ -35,7 +35,7 @@ MIB = 1 << 20
 def child(path):
     sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
     from ansible_collections.armada.apparmor.plugins.module_utils import logsources
-    from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
+    from ansible_collections.armada.apparmor.plugins.module_utils.logreader import LogReader
     reader = LogReader()
     _state, info = logsources.read_file(path, None, reader.feed, include_rotated=True)
     st = reader.result()["stats"]

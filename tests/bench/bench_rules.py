@@ -30,8 +30,9 @@ GEN = os.path.join(TOOLS, "make_auditlog.py")
 sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
 
 from ansible_collections.armada.apparmor.plugins.filter.pending_answers import pending_answers_filter  # noqa: E402
-from ansible_collections.armada.apparmor.plugins.module_utils.answers import merge_events, to_rules  # noqa: E402
-from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader  # noqa: E402
+from ansible_collections.armada.apparmor.plugins.module_utils.answers import to_rules  # noqa: E402
+from ansible_collections.armada.apparmor.plugins.module_utils.fleet import merge_events  # noqa: E402
+from ansible_collections.armada.apparmor.plugins.module_utils.logreader import LogReader  # noqa: E402
 
 
 def base_events(lines, distinct, profiles, seed):

@@ -13,7 +13,7 @@ from armada_corpus import corpus_dir
 from test_profile_conformance import ALLOW_ALL_IX
 
 from ansible_collections.armada.apparmor.plugins.module_utils.answers import to_rules
-from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
+from ansible_collections.armada.apparmor.plugins.module_utils.logreader import LogReader
 
 CASES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
 #: log letters and the profile permission they need (c/d are writes, I/x are exec: exec events)

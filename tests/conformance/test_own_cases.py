@@ -18,7 +18,7 @@ import pytest
 from test_parse_conformance import read_out, render
 from test_profile_conformance import ALLOW_ALL_IX, parse_profile_text, result_rules
 
-from ansible_collections.armada.apparmor.plugins.module_utils import logparse
+from ansible_collections.armada.apparmor.plugins.module_utils import logparse, logreader
 from ansible_collections.armada.apparmor.plugins.module_utils.answers import to_rules
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -68,7 +68,7 @@ def parse_problem(name):
 
 
 def our_rules(name):
-    reader = logparse.LogReader(host="own")
+    reader = logreader.LogReader(host="own")
     reader.feed(read_in(name) + b"\n", source=name)
     result = to_rules(reader.result()["events"], ALLOW_ALL_IX, abi="3.0", fold_children=False)
     return {k: v for k, v in result_rules(result).items() if v}

@@ -3,7 +3,7 @@
 For each ``NAME.in`` of the libapparmor test_multi corpus that has a ``NAME.profile`` (the profile
 AppArmor's Python tools write when every question is answered "allow" and execs as ``ix``; events of
 child profiles, ``//null-`` ones included, written as hats ``^child``), the record goes through the
-real reader (logparse.LogReader) and ``to_rules`` with the answers "allow everything, exec as ix" and
+real reader (logreader.LogReader) and ``to_rules`` with the answers "allow everything, exec as ix" and
 ``fold_children=False``. The generated rule set must equal the ``.profile``'s, per profile and hat.
 Only whitespace (runs of blanks) and order are normalised; quoting, qualifiers, permissions, names
 are compared as text. Justified divergences are listed in JUSTIFIED below and in
@@ -21,7 +21,7 @@ from armada_corpus import ROOT, corpus_dir
 
 from ansible_collections.armada.apparmor.plugins.module_utils import host
 from ansible_collections.armada.apparmor.plugins.module_utils.answers import to_rules
-from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
+from ansible_collections.armada.apparmor.plugins.module_utils.logreader import LogReader
 
 ALLOW_ALL_IX = [{"profile": "**", "match": {}, "answer": "allow", "exec_mode": "ix",
                  "broad": True}]  # aa-logprof --allow-all: deliberately every event of every profile

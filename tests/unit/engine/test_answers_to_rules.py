@@ -10,7 +10,8 @@ import tempfile
 import pytest
 
 from ansible_collections.armada.apparmor.plugins.module_utils import host
-from ansible_collections.armada.apparmor.plugins.module_utils.answers import AnswersError, merge_events, to_rules
+from ansible_collections.armada.apparmor.plugins.module_utils.answers import AnswersError, to_rules
+from ansible_collections.armada.apparmor.plugins.module_utils.fleet import merge_events
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FEATURES = os.path.join(HERE, "..", "..", "fixtures", "lab-features.abi")

@@ -1,7 +1,7 @@
 """Record classes of issue 15 whose upstream behaviour libapparmor/aa-logprof 3.0.8 cannot show
 (3.0.8 reads no record with class=, tcontext= or execpath=): expectations written from the kernel's
 record text and AppArmor's rule syntax (docs/conformance.md, "Record classes")."""
-from ansible_collections.armada.apparmor.plugins.module_utils import logparse
+from ansible_collections.armada.apparmor.plugins.module_utils import logparse, logreader
 from ansible_collections.armada.apparmor.plugins.module_utils.answers import to_rules
 
 ALLOW = [{"profile": "**", "match": {}, "answer": "allow", "exec_mode": "ix",
@@ -9,7 +9,7 @@ ALLOW = [{"profile": "**", "match": {}, "answer": "allow", "exec_mode": "ix",
 
 
 def _rules(text, abi="5.0"):
-    reader = logparse.LogReader(host="h")
+    reader = logreader.LogReader(host="h")
     reader.feed(text.encode() + b"\n")
     result = to_rules(reader.result()["events"], ALLOW, abi=abi, fold_children=False)
     return {name: [r["text"] for r in entry["rules"]] for name, entry in result["profiles"].items()
@@ -72,7 +72,7 @@ def test_dbus_record_in_a_kernel_syslog_line_keeps_its_names_through_the_reader(
             "  bus=\"system\" path=\"/org/freedesktop/login1\" interface=\"org.freedesktop.login1.Manager\" "
             "member=\"PowerOff\" mask=\"send\" name=\"org.freedesktop.login1\" pid=4101 label=\"/usr/bin/a\" "
             "peer_label=\"unconfined\" exe=\"/usr/bin/dbus-daemon\" sauid=101 hostname=? addr=? terminal=?'")
-    reader = logparse.LogReader(host="h")
+    reader = logreader.LogReader(host="h")
     reader.feed(((line + "\n") * 3).encode())
     (ev,) = reader.result()["events"]
     assert (ev["kind"], ev["dbus_name"], ev["member"], ev["count"]) == ("dbus", "org.freedesktop.login1",
@@ -90,7 +90,7 @@ def test_dbus_record_split_at_its_newline_in_kern_log_is_read():
     """kern.log writes dbus-daemon's USER_AVC on two lines (a newline before `exe=`); libapparmor 3.0.8's
     parse_record reads the first line as a DENIED dbus_method_call with every dbus field (checked with
     LibAppArmor.parse_record); the second line holds no record."""
-    reader = logparse.LogReader(host="h")
+    reader = logreader.LogReader(host="h")
     reader.feed((_SPLIT_DBUS + "\n" + _SPLIT_TAIL + "\n").encode())
     res = reader.result()
     (ev,) = res["events"]

@@ -89,10 +89,3 @@ def test_commit_in_check_mode_writes_nothing(tmp_path):
     res = store.commit("c1", tok, check_mode=True)
     assert res["changed"] is True
     assert not (tmp_path / "none").exists()
-
-
-def test_token_summary():
-    tok = cur.make_token("c1", {}, POS_A)
-    summary = cur.token_summary(tok)
-    assert summary["name"] == "c1" and summary["sources"] == list(POS_A)
-    assert cur.token_summary(None) is None

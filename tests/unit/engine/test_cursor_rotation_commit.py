@@ -13,7 +13,7 @@ import shutil
 import pytest
 
 from ansible_collections.armada.apparmor.plugins.module_utils import cursor, logsources
-from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
+from ansible_collections.armada.apparmor.plugins.module_utils.logreader import LogReader
 
 
 def rec(i):

@@ -1,4 +1,4 @@
-"""Reader fuzzing: hostile log bytes through ``logparse.LogReader`` and through ``logsources`` + the cursor.
+"""Reader fuzzing: hostile log bytes through ``logreader.LogReader`` and through ``logsources`` + the cursor.
 
 Hostile input: random bytes, truncated records, 1 MB lines (with and without an AppArmor marker),
 invalid UTF-8, NUL bytes, records split over two lines, two records interleaved in one line, bad JSON,
@@ -28,13 +28,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.armada.apparmor.plugins.module_utils import cursor, logparse, logsources
-from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
+from ansible_collections.armada.apparmor.plugins.module_utils.logreader import LogReader
 
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 # docs/events.md lists these; old_format (pre-2.1 free-text records the reader does not read) is the
 # reader's one extra reason
 REASONS = {"malformed", "truncated", "binary", "too_long", "bad_json", "bad_hex", "old_format"}
-# the reader's markers for "this line is about AppArmor" (logparse._LINE_MARKERS, spelled out here)
+# the reader's markers for "this line is about AppArmor" (logreader._LINE_MARKERS, spelled out here)
 MARKERS = (b"apparmor=", b"type=150", b"type=APPARMOR", b"UNKNOWN[150", b'"MESSAGE":[')
 
 

@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.armada.apparmor.plugins.module_utils import logparse
-from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
+from ansible_collections.armada.apparmor.plugins.module_utils.logreader import LogReader
 
 AVC = ('apparmor="DENIED" operation="open" profile="/usr/bin/foo" name="/etc/shadow" pid=1234 comm="foo" '
        'requested_mask="r" denied_mask="r" fsuid=1000 ouid=0')

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.armada.apparmor.plugins.module_utils import events as ev_mod
-from ansible_collections.armada.apparmor.plugins.module_utils import logparse
-from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
+from ansible_collections.armada.apparmor.plugins.module_utils import logparse, logreader
+from ansible_collections.armada.apparmor.plugins.module_utils.logreader import LogReader
 
 EXAMPLES = int(os.environ.get("ARMADA_FUZZ_EXAMPLES", "200"))
 
@@ -104,8 +104,8 @@ def test_fast_path_and_general_path_agree(monkeypatch):
 
 
 def test_template_cache_is_bounded_and_folding_is_exact(monkeypatch):
-    monkeypatch.setattr(logparse, "MAX_TEMPLATES", 5)
-    monkeypatch.setattr(logparse, "BLOCK", 2000)
+    monkeypatch.setattr(logreader, "MAX_TEMPLATES", 5)
+    monkeypatch.setattr(logreader, "BLOCK", 2000)
     lines = [avc(i, name="/f%d" % (i % 40), comm="c%d" % (i % 3)) for i in range(600)]
     r = LogReader()
     for i in range(0, 600, 20):
@@ -163,7 +163,7 @@ def test_samples_per_reason_are_few():
                    for i in range(50))
     res = read(bad)
     assert res["stats"]["skipped"] == {"truncated": 50}
-    assert len(res["stats"]["samples"]["truncated"]) == logparse.MAX_SAMPLES
+    assert len(res["stats"]["samples"]["truncated"]) == logreader.MAX_SAMPLES
 
 
 def test_stats_shape():
@@ -228,8 +228,8 @@ def test_fuzz_hostile_input_never_raises(parts, noise):
 
 def test_node_on_every_line_across_blocks_and_a_change_inside_a_block(monkeypatch):
     """auditd writes node= on every line or none (name_format); a change inside a block is seen."""
-    monkeypatch.setattr(logparse, "BLOCK", 4096)
-    monkeypatch.setattr(logparse, "_EDGE", 512)
+    monkeypatch.setattr(logreader, "BLOCK", 4096)
+    monkeypatch.setattr(logreader, "_EDGE", 512)
     plain = [avc(i, name="/p%d" % (i % 3)) for i in range(40)]
     noded = ["node=web%d %s" % (i % 2, avc(100 + i, name="/p%d" % (i % 3))) for i in range(40)]
     r = LogReader(host="inv")
@@ -253,8 +253,8 @@ def test_feed_stream_line_longer_than_the_block():
 
 def test_ephemeral_ports_fold_and_are_parsed_once(monkeypatch):
     calls = []
-    real = logparse.parse_record
-    monkeypatch.setattr(logparse, "parse_record", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = logreader.parse_record
+    monkeypatch.setattr(logreader, "parse_record", lambda *a, **k: calls.append(1) or real(*a, **k))
     lines = ''.join(
         'type=AVC msg=audit(1700000000.%03d:%d): apparmor="DENIED" operation="sendmsg" profile="/p" pid=%d comm="x" '
         'laddr=10.0.0.1 lport=%d faddr=10.0.0.2 fport=443 family="inet" sock_type="stream" protocol=6 '

@@ -11,8 +11,15 @@ from fuzz_support import EXAMPLES, bump
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.armada.apparmor.plugins.module_utils import answers, events, logsources, provenance, suggest
-from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
+from ansible_collections.armada.apparmor.plugins.module_utils import (
+    answers,
+    events,
+    fleet,
+    logsources,
+    provenance,
+    suggest,
+)
+from ansible_collections.armada.apparmor.plugins.module_utils.logreader import LogReader
 
 KERNEL_MSG = ('audit: type=1400 audit(1700000000.100:42): apparmor="DENIED" operation="open" class="file" '
               'profile="/usr/bin/x" name="/etc/shadow" pid=811 comm="x" requested_mask="r" denied_mask="r" '
@@ -138,13 +145,13 @@ def test_sources_say_what_writes_them(tmp_path):
     root = str(tmp_path)
     (tmp_path / "etc" / "audit").mkdir(parents=True)
     (tmp_path / "etc" / "audit" / "auditd.conf").write_text("log_format = ENRICHED\nlog_file = /srv/audit/a.log\n")
-    cases = [(logsources.Source("file", path=root + "/var/log/audit/audit.log", root=root), "auditd", False),
-             (logsources.Source("file", path=root + "/srv/audit/a.log", root=root), "auditd", False),
-             (logsources.Source("file", path=root + "/var/log/syslog", root=root), "syslog", True),
-             (logsources.Source("file", path=root + "/var/log/syslog", streams="dbus", root=root), "syslog", True),
-             (logsources.Source("file", path=root + "/var/log/kern.log", root=root), "syslog", True),
-             (logsources.Source("journal", root=root), "journal", False),
-             (logsources.Source("dmesg", root=root), "dmesg", False)]
+    cases = [(logsources.FileSource(root + "/var/log/audit/audit.log", root=root), "auditd", False),
+             (logsources.FileSource(root + "/srv/audit/a.log", root=root), "auditd", False),
+             (logsources.FileSource(root + "/var/log/syslog", root=root), "syslog", True),
+             (logsources.FileSource(root + "/var/log/syslog", streams="dbus", root=root), "syslog", True),
+             (logsources.FileSource(root + "/var/log/kern.log", root=root), "syslog", True),
+             (logsources.JournalSource(root=root), "journal", False),
+             (logsources.DmesgSource(root=root), "dmesg", False)]
     for src, origin, forgeable in cases:
         assert (src.origin, src.forgeable) == (origin, forgeable), src
         assert src.to_dict()["origin"] == origin and src.to_dict()["forgeable"] is forgeable
@@ -181,8 +188,8 @@ def test_to_rules_a_persons_answer_decides_a_forgeable_event():
 
 
 def test_merge_events_keeps_forgeable_and_trusted_sightings_apart():
-    merged = answers.merge_events({"h1": [fevent(False, "h1")], "h2": [fevent(True, "h2")],
-                                   "h3": [fevent(True, "h3")]})
+    merged = fleet.merge_events({"h1": [fevent(False, "h1")], "h2": [fevent(True, "h2")],
+                                 "h3": [fevent(True, "h3")]})
     assert sorted((e["forgeable"], sorted(e["hosts"])) for e in merged) == [(False, ["h1"]), (True, ["h2", "h3"])]
     # the trusted sighting still becomes a rule with default allow; the forged ones (2 hosts) stay pending
     res = answers.to_rules(merged, default="allow")

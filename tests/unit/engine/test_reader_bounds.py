@@ -18,8 +18,9 @@ import textwrap
 
 import pytest
 
-from ansible_collections.armada.apparmor.plugins.module_utils import logparse, logsources
-from ansible_collections.armada.apparmor.plugins.module_utils.logparse import MAX_LINE, LogReader
+from ansible_collections.armada.apparmor.plugins.module_utils import logparse, logreader, logsources
+from ansible_collections.armada.apparmor.plugins.module_utils.logparse import MAX_LINE
+from ansible_collections.armada.apparmor.plugins.module_utils.logreader import LogReader
 
 GOOD = (b'type=AVC msg=audit(1700000000.123:42): apparmor="DENIED" operation="open" profile="/usr/bin/p" '
         b'name="/etc/x" pid=7 comm="c" requested_mask="r" denied_mask="r" fsuid=0 ouid=0')
@@ -97,7 +98,7 @@ def test_an_over_long_line_is_cut_by_the_line_cutter_and_memory_stays_bounded():
 CHILD = textwrap.dedent("""
     import json, resource, sys
     from ansible_collections.armada.apparmor.plugins.module_utils import logsources
-    from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
+    from ansible_collections.armada.apparmor.plugins.module_utils.logreader import LogReader
     import gzip
     def vm():
         with open("/proc/self/status") as fh:
@@ -143,7 +144,7 @@ def test_a_rotated_gz_with_one_huge_line_is_read_in_bounded_memory(tmp_path):
 @pytest.mark.parametrize("shape", ["fast", "general"])
 def test_the_cache_of_distinct_bodies_is_folded_at_its_byte_budget(monkeypatch, shape):
     """Distinct records up to 64 KiB each: the cache is folded away at MAX_TEMPLATE_BYTES, nothing is lost."""
-    monkeypatch.setattr(logparse, "MAX_TEMPLATE_BYTES", 20000)
+    monkeypatch.setattr(logreader, "MAX_TEMPLATE_BYTES", 20000)
     r = LogReader()
     most = 0
     for i in range(60):

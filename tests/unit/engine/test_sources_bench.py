@@ -16,7 +16,7 @@ import time
 
 from ansible_collections.armada.apparmor.plugins.module_utils import cursor as cur
 from ansible_collections.armada.apparmor.plugins.module_utils import logsources as ls
-from ansible_collections.armada.apparmor.plugins.module_utils.logparse import LogReader
+from ansible_collections.armada.apparmor.plugins.module_utils.logreader import LogReader
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCH_GEN = os.path.join(os.path.dirname(os.path.dirname(HERE)), "bench", "tools", "make_auditlog.py")

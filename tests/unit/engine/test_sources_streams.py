@@ -75,19 +75,19 @@ def test_journal_kernel_and_dbus_only_then_cursor(tmp_path):
         entry(14, BOOT_B, "stdout", "myapp", "not kernel, not dbus"),
     ]
     write_journal(d, "system", old_boot + this_boot)
-    src = ls.Source("journal", streams="all", journal_directory=d)
+    src = ls.JournalSource(streams="all", journal_directory=d)
     got = []
-    state, info = ls.read_journal(src, None, got.append)  # first read: this boot only
+    state, info = src.read(None, got.append)  # first read: this boot only
     assert info["status"] == "ok", info
     assert messages(got) == [KERNEL_MSG % 2, DBUS_MSG % 3, DBUS_MSG % 4]
     assert state["cursor"].startswith("s=")
     got = []
-    state2, info = ls.read_journal(src, state, got.append)
+    state2, info = src.read(state, got.append)
     assert got == [] and state2 == state
     write_journal(d, "system2", [entry(20, BOOT_B, "kernel", "kernel", KERNEL_MSG % 5),
                                  entry(21, BOOT_B, "syslog", "cron", "x")])
     got = []
-    state3, info = ls.read_journal(src, state, got.append)
+    state3, info = src.read(state, got.append)
     assert messages(got) == [KERNEL_MSG % 5]
     assert state3["cursor"] != state["cursor"]
 
@@ -100,7 +100,7 @@ def test_mark_inside_journal_json_messages(tmp_path):
                                 entry(2, BOOT_A, "kernel", "kernel", "kernel: " + mark),
                                 entry(3, BOOT_A, "kernel", "kernel", KERNEL_MSG % 3)])
     got = []
-    src = ls.Source("journal", streams="all", journal_directory=d)
+    src = ls.JournalSource(streams="all", journal_directory=d)
     _, reports = ls.read_all([src], {}, lambda data, key: got.append(data), include_rotated=True, mark=mark)
     assert reports[0]["mark_found"] is True
     assert messages(got) == [KERNEL_MSG % 3]
@@ -113,14 +113,13 @@ def test_journal_include_rotated_reads_all_boots_and_streams_select(tmp_path):
                                 entry(2, BOOT_B, "syslog", "dbus-daemon", DBUS_MSG % 2),
                                 entry(3, BOOT_B, "kernel", "kernel", KERNEL_MSG % 3)])
     got = []
-    ls.read_journal(ls.Source("journal", streams="all", journal_directory=d), None, got.append, include_rotated=True)
+    ls.JournalSource(streams="all", journal_directory=d).read(None, got.append, include_rotated=True)
     assert messages(got) == [KERNEL_MSG % 1, DBUS_MSG % 2, KERNEL_MSG % 3]
     got = []
-    ls.read_journal(ls.Source("journal", streams="dbus", journal_directory=d), None, got.append, include_rotated=True)
+    ls.JournalSource(streams="dbus", journal_directory=d).read(None, got.append, include_rotated=True)
     assert messages(got) == [DBUS_MSG % 2]
     got = []
-    ls.read_journal(ls.Source("journal", streams="kernel", journal_directory=d), None, got.append,
-                    include_rotated=True)
+    ls.JournalSource(streams="kernel", journal_directory=d).read(None, got.append, include_rotated=True)
     assert messages(got) == [KERNEL_MSG % 1, KERNEL_MSG % 3]
 
 
@@ -139,7 +138,7 @@ def test_corpus_journal_records_pass_through(tmp_path):
             or e.get("_TRANSPORT") == "kernel"]
     assert want, "the corpus file has dbus records"
     got = []
-    ls.read_journal(ls.Source("journal", streams="all", journal_directory=d), None, got.append, include_rotated=True)
+    ls.JournalSource(streams="all", journal_directory=d).read(None, got.append, include_rotated=True)
     assert messages(got) == want
 
 
@@ -147,8 +146,8 @@ def test_journal_error_is_reported(tmp_path):
     if not shutil.which("journalctl"):
         pytest.skip("journalctl is not installed")
     got = []
-    src = ls.Source("journal", journal_directory=str(tmp_path / "journal"))
-    state, info = ls.read_journal(src, {"cursor": "not-a-cursor"}, got.append)
+    src = ls.JournalSource(journal_directory=str(tmp_path / "journal"))
+    state, info = src.read({"cursor": "not-a-cursor"}, got.append)
     assert info["status"] == "error" and state == {"cursor": "not-a-cursor"}
     assert any("journalctl" in n for n in info["notes"])
 
@@ -186,13 +185,13 @@ def test_dmesg_position_by_boot_and_timestamp():
 
 def test_read_dmesg_on_this_host():
     got = []
-    st, info = ls.read_dmesg(ls.Source("dmesg"), None, got.append)
+    st, info = ls.DmesgSource().read(None, got.append)
     if info["status"] != "ok":
         assert info["notes"], "an unreadable ring buffer must say why"
         return
     assert st["boot_id"] == ls.boot_id()
     again = []
-    st2, info2 = ls.read_dmesg(ls.Source("dmesg"), st, again.append)
+    st2, info2 = ls.DmesgSource().read(st, again.append)
     new_lines = b"".join(again).splitlines()
     # only lines stamped at or after the position may come back (new kernel messages)
     for ln in new_lines:
@@ -238,7 +237,7 @@ def make_root(tmp_path, files):
 
 
 def kinds(srcs):
-    return [(s.kind, s.path and os.path.basename(s.path), s.streams) for s in srcs]
+    return [(s.kind, getattr(s, "path", None) and os.path.basename(s.path), s.streams) for s in srcs]
 
 
 def test_auto_with_auditd_running(tmp_path):
@@ -295,7 +294,7 @@ def test_auto_prefers_journal_without_auditd(tmp_path):
     srcs, _ = ls.resolve_sources(["auto"], root=root)
     assert kinds(srcs) == [("journal", None, "all")]
     got = []
-    st, info = ls.read_source(srcs[0], None, got.append, include_rotated=True)
+    st, info = srcs[0].read(None, srcs[0].lines_for(got.append), include_rotated=True)
     assert info["status"] == "ok" and messages(got) == [KERNEL_MSG % 1]
 
 
@@ -336,15 +335,16 @@ def test_journal_entry_over_the_line_limit_is_cut_counted_and_not_read_again(tmp
     the record before it is read, and the cursor moves past it when its __CURSOR key is in the part kept
     (journalctl puts the fields in the journal file's hash order, random per file)."""
     monkeypatch.setattr(ls, "CHUNK", 4096)
-    from ansible_collections.armada.apparmor.plugins.module_utils.logparse import MAX_LINE, LogReader
+    from ansible_collections.armada.apparmor.plugins.module_utils.logparse import MAX_LINE
+    from ansible_collections.armada.apparmor.plugins.module_utils.logreader import LogReader
     d = str(tmp_path / "journal")
     big = entry(11, BOOT_B, "journal", "dbus-daemon", DBUS_MSG % 3)
     for i in range(30):
         big["FIELD_%02d" % i] = "x" * 3000
     write_journal(d, "system", [entry(10, BOOT_B, "kernel", "kernel", KERNEL_MSG % 2), big])
-    src = ls.Source("journal", streams="all", journal_directory=d)
+    src = ls.JournalSource(streams="all", journal_directory=d)
     got = []
-    state, info = ls.read_journal(src, None, got.append, include_rotated=True)
+    state, info = src.read(None, got.append, include_rotated=True)
     assert info["status"] == "ok", info
     lines = b"".join(got).splitlines()
     assert len(lines) == 2 and len(lines[1]) == MAX_LINE + 1
@@ -353,7 +353,7 @@ def test_journal_entry_over_the_line_limit_is_cut_counted_and_not_read_again(tmp
     st = r.result()["stats"]
     assert st["records"] == 1 and st["skipped"] == {"too_long": 1}
     again = []
-    state2, _info = ls.read_journal(src, state, again.append)
+    state2, _info = src.read(state, again.append)
     # journalctl writes an entry's fields in the order of the file's keyed hash, which is random per journal
     # file: __CURSOR lands in the kept 64 KiB or after it (seen both ways on the same test)
     if b'"__CURSOR"' in lines[1]:
@@ -361,3 +361,26 @@ def test_journal_entry_over_the_line_limit_is_cut_counted_and_not_read_again(tmp
     else:  # documented (docs/decisions.md): the entry before stays the position, the cut entry is read again
         (line,) = b"".join(again).splitlines()
         assert len(line) == MAX_LINE + 1 and b'"FIELD_' in line  # the big entry, cut again
+
+
+def test_source_keys_and_descriptions_are_the_ones_stored_cursors_name():
+    """Cursors on hosts are keyed by ``Source.key``; these literal keys were written by earlier releases."""
+    audit = ls.FileSource("/var/log/audit/audit.log", reason="auditd is running")
+    dbus = ls.FileSource("/var/log/syslog", streams="dbus", reason="r")
+    vouched = ls.FileSource("/srv/a.log", reason="r", vouched=True)
+    jall = ls.JournalSource(reason="r")
+    jdir = ls.JournalSource(streams="dbus", journal_directory="/srv/j", reason="r")
+    jroot = ls.JournalSource(streams="kernel", root="/mnt/host", reason="r")
+    dmesg = ls.DmesgSource(reason="r")
+    assert [s.key for s in (audit, dbus, vouched, jall, jdir, jroot, dmesg)] == [
+        "file:/var/log/audit/audit.log", "file:/var/log/syslog#dbus", "file:/srv/a.log", "journal:all",
+        "journal:dbus:/srv/j", "journal:kernel:root=/mnt/host", "dmesg"]
+    assert [(s.kind, s.fmt) for s in (audit, jall, dmesg)] == [("file", "text"), ("journal", "journal_json"),
+                                                              ("dmesg", "text")]
+    assert dbus.to_dict() == {"name": "file:/var/log/syslog#dbus", "kind": "file", "streams": "dbus", "reason": "r",
+                              "origin": "syslog", "forgeable": True, "path": "/var/log/syslog"}
+    assert vouched.to_dict()["origin"] == "auditd" and vouched.forgeable is False
+    assert jdir.to_dict() == {"name": "journal:dbus:/srv/j", "kind": "journal", "streams": "dbus", "reason": "r",
+                              "origin": "journal", "forgeable": False, "journal_directory": "/srv/j"}
+    assert dmesg.to_dict() == {"name": "dmesg", "kind": "dmesg", "streams": "all", "reason": "r",
+                               "origin": "dmesg", "forgeable": False}

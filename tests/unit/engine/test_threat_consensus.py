@@ -4,7 +4,8 @@ k-of-n consensus (``to_rules(min_hosts=k)``) is the bound: an allow is applied o
 hosts reported. These tests check that bound with crafted input, through the real merge_events and
 to_rules engine.
 """
-from ansible_collections.armada.apparmor.plugins.module_utils.answers import merge_events, to_rules
+from ansible_collections.armada.apparmor.plugins.module_utils.answers import to_rules
+from ansible_collections.armada.apparmor.plugins.module_utils.fleet import merge_events
 
 P = "/usr/sbin/nginx"
 
