@@ -2,7 +2,7 @@
 # `make demo` (after `make setup`): build the qemu lab, boot 3 hosts, run the three journeys through the
 # playbooks, print a short summary, and always take the lab down (trap), also on failure or Ctrl-C.
 #
-#   1. profile_fleet (passes: 2)  learn the lab workload in complain mode on every host until converged
+#   1. profile_fleet (apparmor_profile_fleet_passes: 2)  learn the lab workload in complain mode on every host until converged
 #   2. an access no answer covers -> pending file; answered -> rule; again -> nothing changes
 #   3. enforce: canary first, then batches, soak with health checks
 #   4. something the workload never did -> DENIED
@@ -50,7 +50,7 @@ cp -r "$ROOT/playbooks/inventory.example/group_vars" "$DEMO_DIR/inventory/"
 for h in $HOSTS; do on "$h" "printf 'not for the workload\n' > $SECRET"; done
 
 say "1. profile the fleet: learn in complain mode, exercise, update - 2 passes"
-play profile_fleet 1-profile_fleet -e passes=2
+play profile_fleet 1-profile_fleet -e apparmor_profile_fleet_passes=2
 
 say "2. an access no answer covers stays pending; answer it; update again; and again (no change)"
 for h in $HOSTS; do on "$h" "$PROGRAM --once --read-extra /etc/armada-workload/extra.txt >/dev/null"; done
@@ -65,7 +65,7 @@ grep -E '^(lab[0-9]+) +:' "$DEMO_DIR/logs/2c-update-again.log" | sed 's/^/   rec
 say "3. roll out enforce mode: canary first, then batches, soak 10 s each"
 declare -A BEFORE
 for h in $HOSTS; do BEFORE[$h]=$(on "$h" "sha256sum $PROFILE" | cut -c1-16); done
-play enforce 3-enforce -e enforce_soak_seconds=10
+play enforce 3-enforce -e apparmor_enforce_soak_seconds=10
 for h in $HOSTS; do
   on "$h" "$PROGRAM --once >/dev/null && echo '   $h: workload ran fine in enforce mode'"
 done

@@ -98,7 +98,7 @@ class Qualifiers:
         if mode_allowed(mode, target, letters):
             return None
         return ("exec mode %s%s is not allowed for %s: the exec qualifiers (aa-logprof's logprof.conf [qualifiers]) "
-                "allow %r, i.e. %s; extend apparmor_exec_qualifiers in inventory to change that"
+                "allow %r, i.e. %s; extend apparmor_update_exec_qualifiers in inventory to change that"
                 % (mode, " -> %s" % target if target else "", program, letters,
                    ", ".join(modes_for(letters)) or "no exec mode (deny only)"))
 

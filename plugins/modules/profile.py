@@ -203,38 +203,39 @@ class Runner:
     """Plans the change, then applies it (unless in check mode)."""
 
     def __init__(self, module):
-        self.m = module
-        self.p = module.params
-        self.ad = os.path.abspath(self.p["apparmor_d"])
+        self.module = module
+        self.params = module.params
+        self.apparmor_d = os.path.abspath(self.params["apparmor_d"])
         self.result = {"changed": False, "kernel": [], "snapshot_id": None}
 
     def fail(self, msg, **kw):
         self.result.update(kw)
-        self.m.fail_json(msg=msg, **self.result)
+        self.module.fail_json(msg=msg, **self.result)
 
     def resolve(self):
         """Find the file: the given path, the file defining ``name``, or the Debian-style new name."""
-        p = self.p
+        p = self.params
         if p["path"]:
-            full = p["path"] if os.path.isabs(p["path"]) else os.path.join(self.ad, p["path"])
+            full = p["path"] if os.path.isabs(p["path"]) else os.path.join(self.apparmor_d, p["path"])
             full = os.path.abspath(full)
-            if os.path.dirname(full) != self.ad:
-                self.fail("path %s must be a file directly in %s" % (full, self.ad))
+            if os.path.dirname(full) != self.apparmor_d:
+                self.fail("path %s must be a file directly in %s" % (full, self.apparmor_d))
             rel = os.path.basename(full)
         else:
-            rel = hostops.profile_file_for(p["name"], self.ad, self.parser) or hostops.conventional_file_name(p["name"])
+            rel = (hostops.profile_file_for(p["name"], self.apparmor_d, self.parser)
+                   or hostops.conventional_file_name(p["name"]))
         if fileops.is_skippable_name(rel):
             self.fail("%s would never be loaded by AppArmor (hidden, README or a backup suffix)" % rel)
         return rel
 
     def host_lock(self, what):
         """The host-wide lock (lock.py) for a changing run; none in check mode, which never writes."""
-        if self.m.check_mode:
+        if self.module.check_mode:
             return contextlib.nullcontext()
-        return lock_mod.host_lock(what, timeout=self.p["lock_timeout"], path=self.p["lock_file"])
+        return lock_mod.host_lock(what, timeout=self.params["lock_timeout"], path=self.params["lock_file"])
 
     def run(self):
-        p = self.p
+        p = self.params
         try:
             self.parser = host.find_parser(p["parser"])
         except host.HostError as exc:
@@ -243,10 +244,10 @@ class Runner:
         try:
             rel = self.resolve()
             self.rel = rel
-            self.full = os.path.join(self.ad, rel)
+            self.full = os.path.join(self.apparmor_d, rel)
             self.result["file"] = self.full
-            self.disable_link = os.path.join(self.ad, "disable", rel)
-            self.fc_link = os.path.join(self.ad, "force-complain", rel)
+            self.disable_link = os.path.join(self.apparmor_d, "disable", rel)
+            self.fc_link = os.path.join(self.apparmor_d, "force-complain", rel)
             # held from reading the file to the last write/reload/backup: a plan made on a file another run
             # is rewriting would undo that run's change
             what = "profile: %s %s" % ("remove" if p["state"] == "absent" else "write", self.full)
@@ -261,11 +262,11 @@ class Runner:
             self.fail(str(exc))
         except (host.HostError, fileops.FileOpError, backup.BackupError, OSError, ValueError) as exc:
             self.fail(str(exc))
-        self.m.exit_json(**self.result)
+        self.module.exit_json(**self.result)
 
     # ------------------------------------------------------------ present
     def present(self):
-        p = self.p
+        p = self.params
         if p["content"] is not None:
             new_text = p["content"]
         elif p["src"]:
@@ -279,7 +280,7 @@ class Runner:
         old_disabled = os.path.lexists(self.disable_link)
         old_forced = os.path.lexists(self.fc_link)
         try:
-            names = [n for n in host.profile_names_text(new_text, self.parser, self.ad) if "//" not in n]
+            names = [n for n in host.profile_names_text(new_text, self.parser, self.apparmor_d) if "//" not in n]
         except host.HostError as exc:
             self.fail("the new profile does not parse: %s" % exc, parser_message=str(exc))
         if p["name"] and p["name"] not in names:
@@ -290,7 +291,7 @@ class Runner:
         old_names = []
         if self.old_text is not None:
             try:
-                old_names = [n for n in host.profile_names(self.full, self.parser, self.ad) if "//" not in n]
+                old_names = [n for n in host.profile_names(self.full, self.parser, self.apparmor_d) if "//" not in n]
             except host.HostError:
                 old_names = []
         ref_names = [n for n in targets if n in old_names]
@@ -318,20 +319,21 @@ class Runner:
         kernel_ops = self.kernel_plan(new_text, names, want_disabled, want_forced, file_changed or links_changed)
         changed = file_changed or links_changed or bool(kernel_ops)
         self.result["changed"] = changed
-        if self.m._diff:
+        if self.module._diff:
             self.result["diff"] = [
                 {"before_header": self.full, "after_header": self.full,
                  "before": self.old_text or "", "after": new_text},
                 {"before_header": "%s (mode)" % self.full, "after_header": "%s (mode)" % self.full,
                  "before": prev + "\n", "after": new_mode + "\n"},
             ]
-        if not changed or self.m.check_mode:
-            self.result["kernel"] = [dict(op, skipped=True, reason="check mode") if self.m.check_mode else op
+        if not changed or self.module.check_mode:
+            self.result["kernel"] = [dict(op, skipped=True, reason="check mode") if self.module.check_mode else op
                                      for op in kernel_ops]
             return
         if file_changed or not want_disabled:
             try:
-                hostops.validate_staged({self.rel: new_bytes}, [self.rel], self.parser, self.ad, p["features_file"])
+                hostops.validate_staged({self.rel: new_bytes}, [self.rel], self.parser, self.apparmor_d,
+                                        p["features_file"])
             except hostops.ValidationError as exc:
                 self.fail("profile %s does not compile; nothing was changed:\n%s" % (self.full, exc),
                           parser_message=str(exc), changed=False)
@@ -360,15 +362,15 @@ class Runner:
         and the task would switch its mode (checked on the text: Debian 12's parser rejects those flags)."""
         from ansible_collections.armada.apparmor.plugins.module_utils import profile_model
 
-        mode = self.p["mode"]
-        if mode is None or self.old_text is None or self.p["force"]:
+        mode = self.params["mode"]
+        if mode is None or self.old_text is None or self.params["force"]:
             return
         try:
             profiles = profile_model.list_profiles(self.old_text)
         except ValueError:
             return
         for full_name, flags in profiles:
-            if "//" in full_name or (self.p["name"] and self.p["name"] != full_name):
+            if "//" in full_name or (self.params["name"] and self.params["name"] != full_name):
                 continue
             stub = [f for f in flags if f in host.STUB_FLAGS]
             if stub and mode != host.mode_from_flags(flags):
@@ -377,14 +379,14 @@ class Runner:
 
     def kernel_plan(self, new_text, names, want_disabled, want_forced, files_changed):
         """Kernel operations needed so the loaded state matches the file (empty when it already does)."""
-        if not self.p["reload"]:
+        if not self.params["reload"]:
             return []
         if not self.kernel["enabled"]:
             if files_changed:
                 return [{"action": "unload" if want_disabled else "load", "path": self.full, "skipped": True,
                          "reason": self.kernel["reason"]}]
             return []
-        loaded = host.loaded_profiles(self.p["securityfs"])
+        loaded = host.loaded_profiles(self.params["securityfs"])
         if want_disabled:
             return [{"action": "unload", "path": self.full}] if any(n in loaded for n in names) else []
         for name in names:
@@ -397,8 +399,8 @@ class Runner:
         if op.get("skipped"):
             return op
         if op["action"] == "load":
-            return host.load(self.full, self.parser, self.kernel, self.ad)
-        return host.unload(self.full, self.parser, self.kernel, self.ad)
+            return host.load(self.full, self.parser, self.kernel, self.apparmor_d)
+        return host.unload(self.full, self.parser, self.kernel, self.apparmor_d)
 
     def set_links(self, disabled, forced):
         for link, want in ((self.disable_link, disabled), (self.fc_link, forced)):
@@ -408,11 +410,11 @@ class Runner:
                 fileops.remove(link)
 
     def take_backup(self, names):
-        p = self.p
+        p = self.params
         if not p["backup"]:
             return
         loaded = host.loaded_profiles(p["securityfs"]) if self.kernel["enabled"] else {}
-        snap = backup.snapshot(self.ad, p["backup_dir"], reason="armada.apparmor.profile %s" % self.rel,
+        snap = backup.snapshot(self.apparmor_d, p["backup_dir"], reason="armada.apparmor.profile %s" % self.rel,
                                profiles=[self.rel], loaded={n: m for n, m in loaded.items() if n in names},
                                keep=p["backup_keep"], max_age_days=p["backup_max_age_days"])
         self.result["snapshot_id"] = snap["id"]
@@ -425,27 +427,27 @@ class Runner:
         names = []
         if exists:
             try:
-                names = [n for n in host.profile_names(self.full, self.parser, self.ad) if "//" not in n]
+                names = [n for n in host.profile_names(self.full, self.parser, self.apparmor_d) if "//" not in n]
                 self.result["previous_mode"] = _mode_of(self.old_text, names[0], bool(links and os.path.lexists(
                     self.disable_link)), os.path.lexists(self.fc_link)) if names else "unknown"
             except host.HostError:
                 names = []
         self.result["profiles"] = names
         ops = []
-        if exists and self.p["reload"]:
+        if exists and self.params["reload"]:
             if self.kernel["enabled"]:
-                loaded = host.loaded_profiles(self.p["securityfs"])
+                loaded = host.loaded_profiles(self.params["securityfs"])
                 if any(n in loaded for n in names):
                     ops.append({"action": "unload", "path": self.full})
             else:
                 ops.append({"action": "unload", "path": self.full, "skipped": True, "reason": self.kernel["reason"]})
         changed = exists or bool(links)
         self.result["changed"] = changed
-        if self.m._diff:
+        if self.module._diff:
             self.result["diff"] = [{"before_header": self.full, "after_header": self.full,
                                     "before": self.old_text or "", "after": ""}]
-        if not changed or self.m.check_mode:
-            self.result["kernel"] = [dict(op, skipped=True, reason="check mode") if self.m.check_mode else op
+        if not changed or self.module.check_mode:
+            self.result["kernel"] = [dict(op, skipped=True, reason="check mode") if self.module.check_mode else op
                                      for op in ops]
             return
         self.take_backup(names)

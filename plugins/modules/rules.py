@@ -217,15 +217,15 @@ class Runner:
     """Plans the edit of the profile and/or local include, then validates, backs up, writes, reloads."""
 
     def __init__(self, module):
-        self.m = module
-        self.p = module.params
-        self.ad = os.path.abspath(self.p["apparmor_d"])
+        self.module = module
+        self.params = module.params
+        self.apparmor_d = os.path.abspath(self.params["apparmor_d"])
         self.result = {"changed": False, "added": [], "covered": [], "removed": [], "kernel": [],
                        "snapshot_id": None}
 
     def fail(self, msg, **kw):
         self.result.update(kw)
-        self.m.fail_json(msg=msg, **self.result)
+        self.module.fail_json(msg=msg, **self.result)
 
     def run(self):
         try:
@@ -234,24 +234,24 @@ class Runner:
                 self._run()
         except (host.HostError, fileops.FileOpError, backup.BackupError, OSError, ValueError) as exc:
             self.fail(str(exc))
-        self.m.exit_json(**self.result)
+        self.module.exit_json(**self.result)
 
     def take_host_lock(self, full):
         """Take the host-wide lock (lock.py) for the rest of the run; not in check mode, which never writes.
 
         Held from reading the files to the last write/reload/backup: rules planned on a file another run
         is rewriting would drop that run's rules when written back."""
-        if self.m.check_mode:
+        if self.module.check_mode:
             return
         try:
-            self.held.enter_context(lock_mod.host_lock("rules: write %s" % full, timeout=self.p["lock_timeout"],
-                                                       path=self.p["lock_file"]))
+            self.held.enter_context(lock_mod.host_lock("rules: write %s" % full, timeout=self.params["lock_timeout"],
+                                                       path=self.params["lock_file"]))
         except (lock_mod.LockBusy, lock_mod.LockError) as exc:
             self.fail(str(exc))
 
     def _groups(self):
         """[(profile full name, [rule texts])] for the top-level profile and its children."""
-        p = self.p
+        p = self.params
         entry = p["entry"] or {}
         top = _items(p["rules"], "rules") + _items(p["deny"], "deny")
         top += _items(entry.get("rules"), "entry.rules") + _items(entry.get("deny"), "entry.deny")
@@ -270,21 +270,21 @@ class Runner:
         from ansible_collections.armada.apparmor.plugins.module_utils import coverage, profile_model
         from ansible_collections.armada.apparmor.plugins.module_utils.rules import parse_rule
 
-        p = self.p
+        p = self.params
         parser = host.find_parser(p["parser"])
         kernel = host.kernel_state(p["securityfs"])
         if p["path"]:
-            full = os.path.abspath(p["path"] if os.path.isabs(p["path"]) else os.path.join(self.ad, p["path"]))
-            if os.path.dirname(full) != self.ad:
-                self.fail("path %s must be a file directly in %s" % (full, self.ad))
+            full = os.path.abspath(p["path"] if os.path.isabs(p["path"]) else os.path.join(self.apparmor_d, p["path"]))
+            if os.path.dirname(full) != self.apparmor_d:
+                self.fail("path %s must be a file directly in %s" % (full, self.apparmor_d))
             rel = os.path.basename(full)
         else:
-            rel = hostops.profile_file_for(p["profile"], self.ad, parser)
+            rel = hostops.profile_file_for(p["profile"], self.apparmor_d, parser)
             if rel is None:
-                self.fail("no file in %s defines profile %s" % (self.ad, p["profile"]))
-        full = os.path.join(self.ad, rel)
+                self.fail("no file in %s defines profile %s" % (self.apparmor_d, p["profile"]))
+        full = os.path.join(self.apparmor_d, rel)
         local_rel = os.path.join("local", rel)
-        local_full = os.path.join(self.ad, local_rel)
+        local_full = os.path.join(self.apparmor_d, local_rel)
         self.take_host_lock(full)
         old_prof = fileops.read_bytes(full)
         if old_prof is None:
@@ -295,7 +295,7 @@ class Runner:
         target = p["target"]
         if target == "auto":
             target = "local" if host.package_owner(full) else "profile"
-        abi = p["abi"] or host.host_abi(self.ad, host.parser_version(parser))
+        abi = p["abi"] or host.host_abi(self.apparmor_d, host.parser_version(parser))
         self.result.update(file=full, local_file=local_full, target=target, abi=abi)
 
         groups = []
@@ -313,7 +313,7 @@ class Runner:
             self.fail("%s does not define profile %s" % (full, p["profile"]))
         local_text = old_local_text
         if p["state"] == "present":
-            index = coverage.ProfileIndex.from_text(old_prof_text, self.ad, full) if p["skip_covered"] else None
+            index = coverage.ProfileIndex.from_text(old_prof_text, self.apparmor_d, full) if p["skip_covered"] else None
             for prof_name, rules in groups:
                 wanted = []
                 for rule in rules:
@@ -352,42 +352,42 @@ class Runner:
         if local_text != old_local_text:
             changes[local_rel] = local_text.encode("utf-8", "surrogateescape")
         self.result["changed"] = bool(changes)
-        if self.m._diff:
+        if self.module._diff:
             self.result["diff"] = [
                 {"before_header": full, "after_header": full, "before": old_prof_text, "after": new_prof_text},
                 {"before_header": local_full, "after_header": local_full, "before": old_local_text or "",
                  "after": local_text or ""},
             ]
-        if not changes or self.m.check_mode:
+        if not changes or self.module.check_mode:
             return
-        disabled = os.path.lexists(os.path.join(self.ad, "disable", rel))
+        disabled = os.path.lexists(os.path.join(self.apparmor_d, "disable", rel))
         try:
-            hostops.validate_staged(changes, [rel], parser, self.ad, p["features_file"])
+            hostops.validate_staged(changes, [rel], parser, self.apparmor_d, p["features_file"])
         except hostops.ValidationError as exc:
             self.fail("the changed profile %s does not compile; nothing was changed:\n%s" % (full, exc),
                       parser_message=str(exc), changed=False)
         if p["backup"]:
             loaded = host.loaded_profiles(p["securityfs"]) if kernel["enabled"] else {}
-            snap = backup.snapshot(self.ad, p["backup_dir"], reason="armada.apparmor.rules %s" % rel,
+            snap = backup.snapshot(self.apparmor_d, p["backup_dir"], reason="armada.apparmor.rules %s" % rel,
                                    profiles=[rel], loaded={k: v for k, v in loaded.items()
                                                            if k == p["profile"] or k.startswith(p["profile"] + "//")},
                                    keep=p["backup_keep"], max_age_days=p["backup_max_age_days"])
             self.result["snapshot_id"] = snap["id"]
         try:
-            hostops.write_changes(changes, self.ad, old={rel: old_prof, local_rel: old_local})
+            hostops.write_changes(changes, self.apparmor_d, old={rel: old_prof, local_rel: old_local})
         except fileops.FileOpError as exc:
             # nothing was written (or what was written is put back): the task changed nothing but the snapshot
             self.fail("cannot write the rules into %s; the files are as they were: %s" % (full, exc), changed=False)
         if p["reload"] and not disabled:
             try:
-                self.result["kernel"].append(host.load(full, parser, kernel, self.ad))
+                self.result["kernel"].append(host.load(full, parser, kernel, self.apparmor_d))
             except host.HostError as exc:
                 for crel in changes:
                     old = old_prof if crel == rel else old_local
                     if old is None:
-                        fileops.remove(os.path.join(self.ad, crel))
+                        fileops.remove(os.path.join(self.apparmor_d, crel))
                     else:
-                        fileops.atomic_write(os.path.join(self.ad, crel), old)
+                        fileops.atomic_write(os.path.join(self.apparmor_d, crel), old)
                 self.fail("reloading %s failed; the previous files were put back: %s" % (full, exc))
 
     @staticmethod

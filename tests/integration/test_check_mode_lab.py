@@ -165,19 +165,21 @@ def runs(lab, hosts):
         extra = {
             "apparmor_state_dir": "/var/lib/armada-cm",
             "apparmor_backup_dir": "/var/backups/armada-cm",
-            "deploy_src_dir": src,
-            "learn_programs": [{"path": "/usr/local/bin/armada-cm-learn", "profile": "armada-cm-learn",
+            "apparmor_deploy_src_dir": src,
+            "apparmor_learn_programs": [{"path": "/usr/local/bin/armada-cm-learn", "profile": "armada-cm-learn",
                                 "exercise": "/usr/local/bin/armada-cm-learn /etc/hostname"
                                             " > /var/tmp/armada-cm/exercised"}],
-            "learn_cursor": "cm-learn",
-            "update_programs": [], "update_profiles": ["armada-cm-update"], "update_cursor": "cm-update",
-            "update_default": "allow",
-            "enforce_programs": [], "enforce_profiles": ["armada-cm-enforce"], "enforce_force": True,
-            "enforce_soak_seconds": 0,
+            "apparmor_learn_cursor": "cm-learn",
+            "apparmor_update_programs": [], "apparmor_update_profiles": ["armada-cm-update"],
+            "apparmor_update_cursor": "cm-update",
+            "apparmor_update_default": "allow",
+            "apparmor_enforce_programs": [], "apparmor_enforce_profiles": ["armada-cm-enforce"],
+            "apparmor_enforce_force": True,
+            "apparmor_enforce_soak_seconds": 0,
         }
         data["before_check"] = {h: digest(lab, h) for h in hosts}
         # each host restores its own baseline snapshot (ids are timestamps, they differ per host)
-        extra["restore_id"] = "{{ cm_baseline[inventory_hostname] }}"
+        extra["apparmor_restore_id"] = "{{ cm_baseline[inventory_hostname] }}"
         extra["cm_baseline"] = base
         check_cwd = os.path.join(work, "check")
         os.makedirs(check_cwd)

@@ -130,7 +130,7 @@ class Faults:
         os.makedirs(os.path.join(work, "logs"))
         shutil.copy(lab.inventory, os.path.join(self.inv, "hosts.yml"))
         with open(os.path.join(self.inv, "group_vars", "all", "faults.yml"), "w") as fh:
-            yaml.safe_dump({"apparmor_programs": [], "update_profiles": [NAME], "apparmor_state_dir": STATE,
+            yaml.safe_dump({"apparmor_programs": [], "apparmor_update_profiles": [NAME], "apparmor_state_dir": STATE,
                             "apparmor_backup_dir": BACKUPS, "apparmor_answers_faults": ANSWERS}, fh)
         self.runs = 0
 
@@ -399,8 +399,8 @@ def test_step6_parser_fails_on_one_host_during_enforce(faults):
     before = {h: f.host_state(h) for h in f.all}
     for h in f.all:
         assert before[h]["kernel"]["mode"] == "complain", (h, before[h])
-    extra = {"apparmor_enforce_serial": [2, "100%"], "enforce_force": True, "enforce_soak_seconds": 1,
-             "enforce_profiles": [NAME]}
+    extra = {"apparmor_enforce_serial": [2, "100%"], "apparmor_enforce_force": True, "apparmor_enforce_soak_seconds": 1,
+             "apparmor_enforce_profiles": [NAME]}
     out = f.play("enforce", f.all, extra, expect_rc=2)
     after = {h: f.host_state(h) for h in f.all}
     reports = os.path.join(f.work, "apparmor-enforce-report")
@@ -428,8 +428,8 @@ def test_step6_parser_fails_on_one_host_during_enforce(faults):
 def test_step7_enforce_again_after_the_override_is_fixed(faults):
     f = faults
     f.must(f.b, "printf '%s/e.txt r,\\n' > %s" % (DATA, LOCAL))  # the override fixed: a plain path
-    extra = {"apparmor_enforce_serial": [2, "100%"], "enforce_force": True, "enforce_soak_seconds": 1,
-             "enforce_profiles": [NAME]}
+    extra = {"apparmor_enforce_serial": [2, "100%"], "apparmor_enforce_force": True, "apparmor_enforce_soak_seconds": 1,
+             "apparmor_enforce_profiles": [NAME]}
     f.play("enforce", [f.a, f.b], extra, expect_rc=0)
     with open(os.path.join(f.work, "apparmor-enforce-report", f.b + ".yml")) as fh:
         assert yaml.safe_load(fh)["status"] == "enforced"

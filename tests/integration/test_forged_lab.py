@@ -147,8 +147,8 @@ def test_forged_records_never_roll_back_and_stop_the_rollout_where_nothing_is_tr
 
     results = os.path.join(f["work"], "results.json")
     extra = {"apparmor_enforce_canary": "%s:%s" % (f["journald"], f["kernlog"]),
-             "apparmor_enforce_serial": [1, 1, 1], "enforce_force": True, "enforce_soak_seconds": 1,
-             "enforce_profiles": [NAME], "enforce_soak_command": SOAK}
+             "apparmor_enforce_serial": [1, 1, 1], "apparmor_enforce_force": True, "apparmor_enforce_soak_seconds": 1,
+             "apparmor_enforce_profiles": [NAME], "apparmor_enforce_soak_command": SOAK}
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, "build", "collections"),
                ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false", ANSIBLE_HOST_KEY_CHECKING="false",
                ANSIBLE_CALLBACK_PLUGINS=CALLBACKS, ANSIBLE_CALLBACKS_ENABLED="journey_results",

@@ -153,7 +153,7 @@ def test_step1_learn_in_complain_mode_until_converged(journey):
     before = {h: j.must(h, "cat /proc/sys/kernel/printk_ratelimit; "
                            "pgrep -x auditd >/dev/null && auditctl -s | grep -E '^(rate_limit|backlog_limit)'; true")
               for h in j.hosts}
-    first = j.play("profile_fleet", {"passes": 2})
+    first = j.play("profile_fleet", {"apparmor_profile_fleet_passes": 2})
     # the workload's profile is loaded for the first time: learn says to restart its running daemons, before
     # exercising and again at the end of the play; later runs (profile already loaded) do not
     for name in ("Restart the daemons of newly loaded profiles", "restart the daemons of newly loaded profiles "
@@ -255,8 +255,8 @@ def test_step5_canary_denial_during_soak_rolls_back_and_stops(journey):
     j = journey
     shas = {h: j.sha(h) for h in j.hosts}
     canary = j.canary[0]
-    out = j.play("enforce", {"enforce_soak_seconds": 5,
-                             "enforce_soak_command": "%s --once --read-extra %s || true" % (PROGRAM, SECRET)},
+    out = j.play("enforce", {"apparmor_enforce_soak_seconds": 5,
+                             "apparmor_enforce_soak_command": "%s --once --read-extra %s || true" % (PROGRAM, SECRET)},
                  expect_rc=2)
     for h in j.hosts:
         assert j.sha(h) == shas[h], "%s: profile file changed" % h
@@ -277,7 +277,7 @@ def test_step5_canary_denial_during_soak_rolls_back_and_stops(journey):
 def test_step3_enforce_rollout_then_workload_runs_without_denials(journey):
     j = journey
     j.original = {h: j.sha(h) for h in j.hosts}
-    j.play("enforce", {"enforce_soak_seconds": 5})
+    j.play("enforce", {"apparmor_enforce_soak_seconds": 5})
     for h in j.hosts:
         with open(os.path.join(j.work, "apparmor-enforce-report", h + ".yml")) as fh:
             assert yaml.safe_load(fh)["status"] == "enforced", h
@@ -325,7 +325,7 @@ def test_step7_mode_decides_the_default_and_a_shell_gets_only_the_qualified_mode
         j.must(h, "printf 'helper = /usr/bin/dash\\n' > %s && %s --once --config %s </dev/null"
                   % (SHELL_CONF, PROGRAM, SHELL_CONF))
     try:
-        j.play("profile_fleet", {"apparmor_learn": False, "update_default": "allow"})
+        j.play("profile_fleet", {"apparmor_learn": False, "apparmor_update_default": "allow"})
     finally:
         for h in j.hosts:
             j.must(h, "rm -f %s" % SHELL_CONF)

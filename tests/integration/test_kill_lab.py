@@ -177,15 +177,16 @@ def test_host_killed_mid_batch_leaves_every_host_in_a_known_state(lab, tmp_path)
     # a second inventory source for the first rollout: the ghost host, and the soak per host (host vars beat
     # the role default): short for the canary, long enough for the victim's batch to be caught soaking
     ghost_inv = os.path.join(work, "rollout.yml")
-    soak = dict({h: {"enforce_soak_seconds": SOAK} for h in order}, **{canary: {"enforce_soak_seconds": 5}})
+    soak = dict({h: {"apparmor_enforce_soak_seconds": SOAK} for h in order},
+                **{canary: {"apparmor_enforce_soak_seconds": 5}})
     with open(ghost_inv, "w") as fh:
         yaml.safe_dump({"all": {"hosts": dict(soak, ghost={"ansible_host": "127.0.0.1",
                                                             "ansible_port": free_closed_port()})}}, fh)
     r = Rollout(lab, work)
-    deploy = {"deploy_src_dir": "", "deploy_mode": "complain", "apparmor_hosts": "lab",
-              "deploy_profiles": [{"path": NAME, "content": PROFILE}]}
+    deploy = {"apparmor_deploy_src_dir": "", "apparmor_deploy_mode": "complain", "apparmor_hosts": "lab",
+              "apparmor_deploy_profiles": [{"path": NAME, "content": PROFILE}]}
     # apparmor_hosts: the bookworm hosts and the ghost, not a trixie host the lab may also hold
-    enforce = {"enforce_profiles": [NAME], "enforce_programs": [], "enforce_force": True,
+    enforce = {"apparmor_enforce_profiles": [NAME], "apparmor_enforce_programs": [], "apparmor_enforce_force": True,
                "apparmor_enforce_serial": [1, 2], "apparmor_hosts": "lab:ghost"}
 
     for h in order:  # start clean (an interrupted run may have left the profile), keep the state dirs
@@ -257,7 +258,7 @@ def test_host_killed_mid_batch_leaves_every_host_in_a_known_state(lab, tmp_path)
             "a restarted lab host boots from the image: the profile deployed before the kill is gone"
         r.play("deploy", dict(deploy, apparmor_hosts=victim))
         assert kernel_mode(lab, victim) == "complain"
-        out = r.play("enforce", dict(enforce, enforce_soak_seconds=5))
+        out = r.play("enforce", dict(enforce, apparmor_enforce_soak_seconds=5))
         timings["rerun"] = time.time() - t0
         assert r.reports() == sorted(order), r.reports()
         status = {h: r.report(h)["status"] for h in order}

@@ -84,7 +84,7 @@ class Run:
                    ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false", ANSIBLE_HOST_KEY_CHECKING="false", ANSIBLE_FORKS="5",
                    ANSIBLE_NOCOLOR="1", PWD=self.work)
         extra = {"apparmor_programs": [{"path": "/usr/local/bin/" + n, "profile": n} for n in PROBES],
-                 "report_check_drift": False}
+                 "apparmor_report_check_drift": False}
         # --limit: the lab's own hosts only (a trixie host, when booted, is in the inventory but not in group lab)
         res = subprocess.run([ANSIBLE_PLAYBOOK, "-i", self.lab.inventory, "--limit", ",".join(self.hosts),
                               "armada.apparmor.report",

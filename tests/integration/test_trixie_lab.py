@@ -118,10 +118,10 @@ def test_platform_is_debian13_with_apparmor4(trixie):
 def test_learn_and_update_with_abi4_rules(trixie):
     t = trixie
     t0 = t.now()
-    t.play("profile_fleet", {"passes": 2, "update_default": "allow"})
+    t.play("profile_fleet", {"apparmor_profile_fleet_passes": 2, "apparmor_update_default": "allow"})
     runs = 1
     while not t.record(t.host)["converged"] and runs < 3:
-        t.play("profile_fleet", {"update_default": "allow"})
+        t.play("profile_fleet", {"apparmor_update_default": "allow"})
         runs += 1
     rec = t.record(t.host)
     assert rec["converged"] is True and rec["pending"] == 0, rec
@@ -144,7 +144,7 @@ def test_learn_and_update_with_abi4_rules(trixie):
 def test_enforce_then_the_program_runs_without_denials(trixie):
     t = trixie
     t.original = t.sha(t.host)
-    t.play("enforce", {"enforce_soak_seconds": 5})
+    t.play("enforce", {"apparmor_enforce_soak_seconds": 5})
     with open(os.path.join(t.work, "apparmor-enforce-report", t.host + ".yml")) as fh:
         assert yaml.safe_load(fh)["status"] == "enforced"
     assert t.kernel_mode(t.host) == "enforce"

@@ -59,7 +59,7 @@ def problems(answers, **kw):
 def test_answer_giving_a_program_a_mode_the_qualifiers_forbid_is_an_error(path, mode):
     msgs = problems([exec_answer(path, mode)])
     assert len(msgs) == 1 and ("exec mode %s is not allowed for %s" % (mode, path)) in msgs[0], msgs
-    assert "apparmor_exec_qualifiers" in msgs[0]
+    assert "apparmor_update_exec_qualifiers" in msgs[0]
 
 
 @pytest.mark.parametrize("path, mode", [

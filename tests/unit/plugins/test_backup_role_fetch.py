@@ -1,4 +1,4 @@
-"""The backup role's fetch (``backup_fetch: true``) through a real ansible-playbook run on this machine
+"""The backup role's fetch (``apparmor_backup_fetch: true``) through a real ansible-playbook run on this machine
 (local connection; the host's /etc/apparmor.d is only read): the archive and manifest land in
 ``backups/HOST/`` byte-identical; a host whose module output names another file (its ``python3`` replaced by a
 wrapper that rewrites the snapshot id to ``../../../planted``) and a symlink in the host's directory fail the
@@ -28,7 +28,8 @@ def _run(tmp_path, name, interpreter=sys.executable):
     work = tmp_path / name
     (work / "ctl").mkdir(parents=True, exist_ok=True)
     inv = {"all": {"hosts": {"web1": {"ansible_connection": "local", "ansible_python_interpreter": interpreter}},
-                   "vars": {"backup_fetch": True, "backup_dir": str(work / "host-backups"), "backup_keep": 0}}}
+                   "vars": {"apparmor_backup_fetch": True, "apparmor_backup_dir": str(work / "host-backups"),
+                            "apparmor_backup_keep": 0}}}
     (work / "hosts.yml").write_text(yaml.safe_dump(inv))
     (work / "play.yml").write_text(json.dumps(PLAY))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLL_ROOT, ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false",

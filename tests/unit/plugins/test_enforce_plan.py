@@ -25,8 +25,8 @@ def plan_for(tmp_path, tree):
     status, plan = run_tasks(tmp_path, [
         {"armada.apparmor.status": {"apparmor_d": tree, "securityfs": str(sfs), "check_drift": False}},
         {"ansible.builtin.set_fact": {"plan": "{{ lookup('ansible.builtin.template', '%s') | from_json }}" % PLAN},
-         "vars": {"enforce_status": "{{ r0 }}", "enforce_record": {}, "enforce_programs": [],
-                  "enforce_profiles": ["armada-plan"], "enforce_force": False}},
+         "vars": {"enforce_status": "{{ r0 }}", "enforce_record": {}, "apparmor_enforce_programs": [],
+                  "apparmor_enforce_profiles": ["armada-plan"], "apparmor_enforce_force": False}},
     ])
     assert not plan.get("failed"), plan
     entry, = plan["ansible_facts"]["plan"]

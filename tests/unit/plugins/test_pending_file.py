@@ -194,7 +194,7 @@ def run_update_answers(tmp_path, name, events_file, group_vars=None):
          "register": "host_out", "changed_when": False},
         {"name": "events", "ansible.builtin.set_fact": {"update_events": "{{ host_out.stdout | from_json }}"}},
         {"name": "the role's answers", "ansible.builtin.include_role": {
-            "name": "armada.apparmor.update", "tasks_from": "answers.yml"}, "vars": {"update_abi": "3.0"}},
+            "name": "armada.apparmor.update", "tasks_from": "answers.yml"}, "vars": {"apparmor_update_abi": "3.0"}},
         {"name": "pending file", "ansible.builtin.copy": {
             "dest": str(pending), "mode": "0644",
             "content": "{{ update_result | armada.apparmor.pending_answers(abstractions_dir='') }}"}},

@@ -53,7 +53,8 @@ def test_role_argument_specs_render():
 def test_role_argument_spec_is_enforced(tmp_path):
     """A wrong type stops the role before its first task (nothing on the host is touched)."""
     play = [{"hosts": "localhost", "gather_facts": False, "roles": [
-        {"role": "armada.apparmor.backup", "backup_keep": "many", "backup_dir": str(tmp_path / "b")}]}]
+        {"role": "armada.apparmor.backup", "apparmor_backup_keep": "many",
+         "apparmor_backup_dir": str(tmp_path / "b")}]}]
     pb = tmp_path / "play.yml"
     pb.write_text(json.dumps(play))
     proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", "-e",
@@ -61,7 +62,7 @@ def test_role_argument_spec_is_enforced(tmp_path):
                           capture_output=True, text=True, env=ENV, cwd=str(tmp_path), check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out
-    assert "Validating arguments against arg spec" in out and "backup_keep" in out, out
+    assert "Validating arguments against arg spec" in out and "apparmor_backup_keep" in out, out
     assert "Snapshot the AppArmor policy" not in out
     assert not (tmp_path / "b").exists()
 

@@ -106,15 +106,16 @@ def test_notify_once_fail_loudly_and_move_positions_only_after_success(tmp_path,
     hook, box, smtp = servers
     logs = {h: tmp_path / ("%s-audit.log" % h) for h in ("web1", "web2")}
     hosts = {"all": {"hosts": {h: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                                   "report_sources": ["auditd:" + str(logs[h])]} for h in logs}}}
+                                   "apparmor_report_sources": ["auditd:" + str(logs[h])]} for h in logs}}}
     (tmp_path / "hosts.yml").write_text(json.dumps(hosts))
     logs["web1"].write_text(avc(1, HOSTILE) + avc(2, HOSTILE) + avc(3, "/etc/allowed.conf", mode="ALLOWED"))
     logs["web2"].write_text(avc(4, HOSTILE))
-    extra = {"apparmor_become": False, "report_check_drift": False, "report_state_dir": str(tmp_path / "state"),
-             "report_backup_dir": str(tmp_path / "bk"), "apparmor_programs": ["/usr/bin/x"],
-             "report_webhook_url": hook.url, "report_webhook_headers": {"X-Token": "s3cret"},
-             "report_mail_to": ["sec@example.test"], "report_mail_host": "127.0.0.1",
-             "report_mail_port": smtp.port, "report_mail_secure": "never"}
+    extra = {"apparmor_become": False, "apparmor_report_check_drift": False,
+             "apparmor_report_state_dir": str(tmp_path / "state"),
+             "apparmor_report_backup_dir": str(tmp_path / "bk"), "apparmor_programs": ["/usr/bin/x"],
+             "apparmor_report_webhook_url": hook.url, "apparmor_report_webhook_headers": {"X-Token": "s3cret"},
+             "apparmor_report_mail_to": ["sec@example.test"], "apparmor_report_mail_host": "127.0.0.1",
+             "apparmor_report_mail_port": smtp.port, "apparmor_report_mail_secure": "never"}
     out = tmp_path / "apparmor-report"
     positions = out / "positions.json"
 
