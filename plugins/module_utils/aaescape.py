@@ -22,13 +22,17 @@ Two representations are used across the engine:
 ``quote_path`` renders a name, ``quote_pattern`` renders a pattern, ``unquote`` reads a token back
 into a pattern, ``pattern_literal`` returns the name a glob-free pattern stands for.
 """
+import re
 from typing import List, Optional  # noqa: F401  (List is used in type comments)
+
+from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
 
 # Characters that are special to the AppArmor glob layer (outside and inside alternations).
 GLOB_SPECIAL = frozenset("*?[]{}\\")
 # Characters that can appear in a rendered name without quotes. Deliberately small: anything else
 # (blank, comma, '#', quotes, parentheses, '=', '@', '^', '!', non-ASCII...) forces quoting.
 _SAFE_UNQUOTED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+~%:")
+_SAFE_BARE_PATTERN = _SAFE_UNQUOTED | frozenset("*?[]{}@")
 _NAMED_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 # String escapes the parser decodes inside a token (see module docstring); \b and \v are NOT decoded.
 _DECODE_NAMED = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "e": "\x1b", "f": "\f"}
@@ -67,16 +71,21 @@ def _char_escape(c: str) -> str:
 def escape_glob(name: str) -> str:
     """Pattern (AARE text) that matches exactly ``name``: every glob character is backslashed.
 
-    Control characters are kept raw here (a pattern is not yet quoted); quote_pattern encodes them.
+    The one literal escaper of the engine (file, include and every other rule kind, answers, suggest).
+    ``^`` is not escaped: apparmor_parser and aaglob read it as a literal outside ``[...]``, and a
+    literal never holds an unescaped ``[``. Control characters and a NUL byte are kept raw: a pattern
+    is not yet quoted; quote_pattern encodes them and refuses NUL (an answer may still name a NUL name).
     """
-    _check_name(name)
+    if not isinstance(name, str):
+        raise EscapeError("name must be a string, got %r" % (type(name).__name__,))
     out = []
     for c in name:
         out.append("\\" + c if c in GLOB_SPECIAL else c)
     return "".join(out)
 
 
-def _check_name(name: str) -> None:
+def check_name(name: str) -> None:
+    """EscapeError unless ``name`` can be written into a profile (a string without NUL byte)."""
     if not isinstance(name, str):
         raise EscapeError("name must be a string, got %r" % (type(name).__name__,))
     if "\x00" in name:
@@ -88,21 +97,29 @@ def needs_quotes(pattern: str) -> bool:
     return not pattern or any(c not in _SAFE_UNQUOTED for c in pattern)
 
 
+def _bare(token: str, allowed: frozenset) -> bool:
+    """A token that may be written without quotes: only ``allowed`` characters, not empty, and no
+    leading ``-`` (a bare value must never read as an option or a ``->`` arrow)."""
+    return bool(token) and token[0] != "-" and all(c in allowed for c in token)
+
+
 def quote_path(name: str) -> str:
     """Render a literal name so apparmor_parser reads back exactly ``name``, with no glob or
     variable interpretation of any character. Quotes only when needed (plain paths stay plain)."""
-    _check_name(name)
-    if name and all(c in _SAFE_UNQUOTED for c in name):
+    check_name(name)
+    if _bare(name, _SAFE_UNQUOTED):
         return name
     return '"' + "".join(_char_escape(c) for c in name) + '"'
 
 
-def quote_pattern(pattern: str) -> str:
+def quote_pattern(pattern: str, nul_ok: bool = False) -> str:
     """Render a pattern (glob syntax kept, ``\\c`` literals kept) as a token the parser reads back as
     the same pattern. Blanks, quotes and control characters are escaped; the token is quoted when it
-    contains anything outside the safe set."""
-    _check_name(pattern)
-    if pattern and all(c in _SAFE_UNQUOTED or c in "*?[]{}@" for c in pattern):
+    contains anything outside the safe set. ``nul_ok``: a NUL byte is written ``\\000`` (the values of
+    the non-file kinds, which apparmor_parser accepts) instead of refused (paths, include names)."""
+    if not (nul_ok and isinstance(pattern, str)):
+        check_name(pattern)
+    if _bare(pattern, _SAFE_BARE_PATTERN):
         # glob characters and variables are fine unquoted ('!' is not: the lexer rejects it; ','
         # inside {a,b} is legal but quoting makes the rule boundary obvious to a reader).
         return pattern
@@ -132,12 +149,12 @@ def quote_pattern(pattern: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def unquote(token: str) -> str:
+def unquote(token: str, nul_ok: bool = False) -> str:
     """Read a token as apparmor_parser does (quotes removed, string escapes decoded) into a pattern.
 
     The result is canonical AARE text: glob characters that were escaped (or produced by a numeric
     escape) come out as ``\\c``; other escaped characters come out plain. Raises EscapeError on an
-    unterminated quote or a trailing backslash.
+    unterminated quote or a trailing backslash, and on an encoded NUL byte unless ``nul_ok``.
     """
     if not isinstance(token, str):
         raise EscapeError("token must be a string, got %r" % (type(token).__name__,))
@@ -183,12 +200,39 @@ def unquote(token: str) -> str:
             value = e
         if value in GLOB_SPECIAL:
             out.append("\\" + value)
-        elif value == "\x00":
+        elif value == "\x00" and not nul_ok:
             raise EscapeError("token encodes a NUL byte: %r" % (token,))
         else:
             out.append(_byte_char(value, e))
     # numeric escapes of a UTF-8 sequence (\342\200\250) become that character again
     return "".join(out).encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
+
+
+def read_pattern(token: str) -> str:
+    """A value token of a non-file rule (bare or quoted) read back into a non-empty, well-formed pattern.
+
+    The inverse of quote_pattern for every rule kind: unquote, then the glob must be balanced
+    (``{}``/``[]``, variables counted as one character). Raises EscapeError.
+    """
+    if not token:
+        raise EscapeError("missing value")
+    value = unquote(token, nul_ok=True)
+    if value == "":
+        raise EscapeError("empty value %r" % (token,))
+    check_pattern(value)
+    return value
+
+
+_UNESCAPED_VAR = re.compile(r"(?<!\\)@\{[A-Za-z0-9_]+\}")
+
+
+def check_pattern(pattern: str) -> None:
+    """EscapeError unless ``pattern`` is a well-formed glob (balanced ``{}``/``[]``, no lone trailing
+    backslash); variables are checked as if they were one plain character."""
+    try:
+        aaglob.glob_to_regex(_UNESCAPED_VAR.sub("V", pattern))
+    except aaglob.GlobError as exc:
+        raise EscapeError("malformed pattern %r: %s" % (pattern, exc)) from None
 
 
 def _byte_char(value: str, esc: str) -> str:

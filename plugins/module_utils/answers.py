@@ -18,7 +18,12 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ansible_collections.armada.apparmor.plugins.module_utils import aaglob, breadth, exec_qualifiers, provenance
 from ansible_collections.armada.apparmor.plugins.module_utils import rules as rules_registry
-from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import EscapeError, escape_glob, pattern_literal
+from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import (
+    EscapeError,
+    check_name,
+    escape_glob,
+    pattern_literal,
+)
 from ansible_collections.armada.apparmor.plugins.module_utils.fleet import compact_json, event_hosts, merge_events
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.exec import ALLOW_EXEC_MODES, TARGET_EXEC_MODES
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.file import FileRule
@@ -93,18 +98,6 @@ def parse_exec_mode(value: Any) -> Tuple[Optional[str], Optional[str]]:
     if text not in EXEC_MODES:
         raise ValueError("exec_mode %r is not one of %s" % (value, ", ".join(EXEC_MODES)))
     return text, target
-
-
-def literal_pattern(text: str) -> str:
-    """The pattern matching exactly the literal ``text``: glob characters backslash-escaped.
-
-    Same as aaescape.escape_glob, but also for names holding a NUL byte (hex-decoded log fields), which
-    no rule can express yet an answer (ignore/deny) must still be able to name.
-    """
-    try:
-        return escape_glob(text)
-    except EscapeError:
-        return "".join("\\" + c if c in "*?[]{}\\" else c for c in text)
 
 
 _VARIABLE_START = re.compile(r"@\{[A-Za-z0-9_]+\}")
@@ -399,7 +392,7 @@ def _match_value(pattern: Any, value: Any, variables: Optional[Dict[str, List[st
     if pattern == text:
         return True
     if "\x00" in text:  # no glob matches a NUL; a name holding one is answered by its exact literal form
-        return pattern == literal_pattern(text)
+        return pattern == escape_glob(text)
     if not _is_glob(pattern):
         return False
     return aaglob.matches(pattern, text, variables=variables)
@@ -413,7 +406,7 @@ def profile_matches(pattern: str, label: str, variables: Optional[Dict[str, List
     """
     if pattern in ("*", "**"):
         return True
-    if pattern == label or pattern == literal_pattern(label):  # the escaped label pending_answers writes
+    if pattern == label or pattern == escape_glob(label):  # the escaped label pending_answers writes
         return True
     return _is_glob(pattern) and aaglob.matches(pattern, label, variables=variables)
 
@@ -599,9 +592,10 @@ def _rule_for(event: Dict[str, Any], answer: Optional[Answer], deny: bool, exec_
             pattern = answer.match["path"]
         if pattern is None:
             try:
-                pattern = escape_glob(path)
+                check_name(path)
             except EscapeError:
                 return None
+            pattern = escape_glob(path)
         if kind == "exec":
             owner = bool(answer.owner) if answer is not None and answer.owner is not None else False
             if deny:

@@ -22,7 +22,7 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.armada.apparmor.plugins.module_utils import aaglob, exec_qualifiers
-from ansible_collections.armada.apparmor.plugins.module_utils.answers import literal_pattern
+from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import escape_glob
 from ansible_collections.armada.apparmor.plugins.module_utils.provenance import FORGEABLE
 
 # Kind → event fields that identify the access (docs/events.md, Identity), in the order written.
@@ -52,12 +52,6 @@ _GLOB_FIELDS = ("path", "target", "peer", "addr", "peer_addr", "dbus_path", "int
                 "operations")
 
 
-def escape_literal(text: str) -> str:
-    """A literal name as an AppArmor pattern (answers.literal_pattern): a file named ``a*`` is not a glob.
-    Names with a NUL byte are escaped too, so the event can still be answered by exact match."""
-    return literal_pattern(str(text))
-
-
 def _split_ext(name: str) -> Tuple[str, str]:
     """("base", ".ext") for a file name with an extension (not for dotfiles like ``.bashrc``)."""
     m = re.match(r"^(.+?)(\.[^./]+)$", name)
@@ -81,7 +75,7 @@ def glob_suggestions(path: str) -> List[str]:
     parts = path.strip("/").split("/")
     if not parts or parts == [""]:
         return [path]
-    esc = [escape_literal(p) for p in parts]
+    esc = [escape_glob(p) for p in parts]
     tail = "/" if is_dir else ""
     out = ["/" + "/".join(esc) + tail]
     name = parts[-1]
@@ -90,11 +84,11 @@ def glob_suggestions(path: str) -> List[str]:
     if not is_dir:
         m = re.match(r"^(.*\.so)\.[0-9][0-9.]*$", name)
         if m:
-            out.append(parent + escape_literal(m.group(1)) + ".*")
+            out.append(parent + escape_glob(m.group(1)) + ".*")
         m = re.match(r"^(.*?)[-_.]?[0-9][0-9.]*\.so$", name)
         if m and m.group(1):
             sep = name[len(m.group(1))] if name[len(m.group(1))] in "-_." else ""
-            out.append(parent + escape_literal(m.group(1)) + sep + "*.so")
+            out.append(parent + escape_glob(m.group(1)) + sep + "*.so")
     # /proc/<pid>/..., /home/<user>/..., /usr/lib/<triplet>/...: the tunables first, as aa-logprof offers them
     out.extend(tunable_suggestions(parts, esc, tail))
     if len(parts) >= 2 and parts[0] == "proc" and parts[1].isdigit():
@@ -104,14 +98,14 @@ def glob_suggestions(path: str) -> List[str]:
     if len(parts) >= 2:
         base, ext = _split_ext(name)
         if ext and not is_dir:
-            out.append(parent + "*" + escape_literal(ext))
+            out.append(parent + "*" + escape_glob(ext))
         out.append(parent + "*" + tail)
     if len(parts) >= 3:
         grand = "/" + "/".join(esc[:-2]) + "/"
         if not is_dir:
             base, ext = _split_ext(name)
             if ext:
-                out.append(grand + "**" + escape_literal(ext))
+                out.append(grand + "**" + escape_glob(ext))
         out.append(grand + "**" + tail)
     seen = set()
     result = []
@@ -188,8 +182,8 @@ def abstraction_rule_ok(pattern: str, path: str) -> bool:
     parent = path.rstrip("/").rsplit("/", 1)[0]
     if not parent:
         return False
-    tree = escape_literal(parent) + "/**"
-    if not (pattern == escape_literal(path) or aaglob.glob_covers(tree, pattern)):
+    tree = escape_glob(parent) + "/**"
+    if not (pattern == escape_glob(path) or aaglob.glob_covers(tree, pattern)):
         return False
     return _literal_depth(pattern) >= 2
 
@@ -377,13 +371,13 @@ def pending_entry(event: Dict[str, Any], label: str, abstractions: Optional[Abst
         if value is None or value == "" or value == []:
             continue
         if field == "operations" and isinstance(value, list):
-            value = [escape_literal(v) for v in value]
+            value = [escape_glob(str(v)) for v in value]
         elif isinstance(value, str) and field in _GLOB_FIELDS:
-            value = escape_literal(value)
+            value = escape_glob(str(value))
         match[field] = value
     if kind == "capability" and "capname" not in match and event.get("capability") is not None:
         match["capability"] = event.get("capability")
-    entry = {"profile": escape_literal(label), "match": match, "answer": "pending"}  # type: Dict[str, Any]
+    entry = {"profile": escape_glob(str(label)), "match": match, "answer": "pending"}  # type: Dict[str, Any]
     if kind == "file" and "owner" in event:
         entry["owner"] = bool(event["owner"])
     rule = would_write(events, entry, abi)

@@ -1,22 +1,11 @@
 """Shared helpers for the non-file rule kinds (network, unix, signal, ptrace, dbus, mount, ...).
 
-Why a helper module: every one of these kinds carries *names* that come straight from a log record
-(peer labels, dbus paths/interfaces/members, unix addresses, queue names, mount points). A log record
-is attacker-influenced text, so every kind must turn such a name into exactly one AARE value and write
-it so apparmor_parser reads back that same value: never a second rule, never a wider pattern.
-
-Conventions (checked against apparmor_parser 3.0.8 with ``--dump rule-exprs``):
-
-* Internally a value is an **AARE** string, the text apparmor_parser matches with: ``\\`` escapes
-  only the glob specials ``* ? [ ] { } ^ \\``; every other character stands for itself. A literal
-  name from an event becomes an AARE with :func:`escape_literal`. ``@{VAR}`` in an AARE is a
-  variable reference (a literal ``@{`` is written ``@\\{`` so the parser does not expand it).
-* :func:`render_value` writes an AARE bare when it only holds harmless characters, else inside
-  double quotes where ``"`` is ``\\042``, a literal backslash ``\\134`` (the parser's lexer would
-  read ``\\"`` as an escaped quote) and every non-printable character (newline, tab, DEL,
-  U+2028, lone surrogates...) is written as octal escapes of its UTF-8 bytes, so a rendered rule is
-  always one printable line.
-* :func:`parse_value` is the exact inverse: quoted or bare token -> AARE.
+Every one of these kinds carries *names* that come straight from a log record (peer labels, dbus
+paths/interfaces/members, unix addresses, queue names, mount points): attacker-influenced text. A
+value is held as a pattern (AARE text) and escaped, quoted and read back by aaescape.py, the one
+escaper of the engine (``escape_glob`` for a logged name, ``quote_pattern`` to write it,
+``read_pattern`` to read it, ``pattern_literal`` for the name a glob-free value stands for). This
+module adds the token grammar the kinds share (lists, conditionals, access words) and matching.
 
 Standard library only (runs on managed hosts, Python 3.8+).
 """
@@ -24,172 +13,35 @@ import re
 from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
 from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
+from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import EscapeError, quote_pattern, read_pattern
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import (
     RuleParseError,
     abi_tuple,
 )
-
-# The characters that are special in an AARE and must be backslash-escaped to be literal.
-AARE_SPECIALS = "*?[]{}^\\"
-# Characters a value may carry without quotes. Deliberately small: no blank, quote, comma, '#',
-# '(', ')', '=', '!' or backslash, so a bare value can never end the rule, open a comment or be
-# read as a different conditional.
-_BARE_OK = re.compile(r"[A-Za-z0-9_./:@+~%*?\[\]{}^-]+")
-_OCTAL = re.compile(r"[0-3][0-7][0-7]")
 
 
 class AbiError(RuleParseError):
     """The rule cannot be written for the requested ABI (e.g. ``userns`` before ABI 4.0)."""
 
 
-def escape_literal(text: str) -> str:
-    """AARE that matches exactly the literal ``text`` (log names are literals, never patterns)."""
-    out = []
-    for ch in text:
-        if ch in AARE_SPECIALS:
-            out.append("\\")
-        out.append(ch)
-    return "".join(out)
-
-
-def unescape_aare(aare: str) -> Optional[str]:
-    """The literal an AARE stands for, or None when it holds an unescaped glob or a variable."""
-    out = []
-    i = 0
-    n = len(aare)
-    while i < n:
-        ch = aare[i]
-        if ch == "\\" and i + 1 < n:
-            out.append(aare[i + 1])
-            i += 2
-            continue
-        if ch in "*?[]{}^" or (ch == "@" and i + 1 < n and aare[i + 1] == "{"):
-            return None
-        out.append(ch)
-        i += 1
-    return "".join(out)
-
-
-def _octal(ch: str) -> str:
-    """Octal escapes (``\\012``) for every UTF-8 byte of one character.
-
-    A surrogate U+DC80..U+DCFF is an undecodable log byte (Python's surrogateescape) and is written as
-    that byte. Any other lone surrogate stands for no byte sequence at all, so no profile file can
-    carry it: that is a clear error, not a guess.
-    """
-    try:
-        data = ch.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        raise RuleParseError("value holds the lone surrogate U+%04X, which no profile file can carry" % ord(ch)) \
-            from None
-    return "".join("\\%03o" % b for b in data)
-
-
 def render_value(aare: str) -> str:
-    """Write an AARE as a rule token: bare when harmless, else quoted with escapes (see module doc)."""
+    """A rule value as a token (aaescape.quote_pattern, a NUL byte written ``\\000``); an empty value
+    or one no profile can carry (a lone surrogate) is a RuleParseError like every other bad rule."""
     if not isinstance(aare, str) or aare == "":
         raise RuleParseError("empty value cannot be rendered")
-    if _BARE_OK.fullmatch(aare) and not aare.startswith("-"):
-        return aare
-    out = ['"']
-    i = 0
-    n = len(aare)
-    while i < n:
-        ch = aare[i]
-        if ch == "\\":
-            nxt = aare[i + 1] if i + 1 < n else ""
-            if nxt == "\\":
-                # literal backslash: octal, never ``\\``. apparmor_parser's lexer reads ``\\"`` as an
-                # escaped quote (flex longest match), so ``"a\\" name="x"`` would swallow the next
-                # conditional; ``\134`` is read back as an escaped (literal) backslash.
-                out.append("\\134")
-                i += 2
-                continue
-            if nxt and nxt in AARE_SPECIALS:
-                out.append("\\" + nxt)
-                i += 2
-                continue
-            # A lone backslash before an ordinary character is just that character (AARE rule).
-            i += 1
-            continue
-        if ch == '"':
-            out.append("\\042")  # octal, for the same lexer reason as the backslash
-        elif not ch.isprintable():
-            out.append(_octal(ch))
-        else:
-            out.append(ch)
-        i += 1
-    out.append('"')
-    return "".join(out)
+    try:
+        return quote_pattern(aare, nul_ok=True)
+    except EscapeError as exc:
+        raise RuleParseError(str(exc)) from None
 
 
 def parse_value(token: str) -> str:
-    """Read one value token (bare or quoted, as written in a profile) back into its AARE.
-
-    Mirrors apparmor_parser: the quotes are removed; ``\\NNN`` octal escapes become the byte they
-    name (re-escaped when that byte is an AARE special); ``\\"`` is a quote; ``\\`` before a glob
-    special stays an escape; a backslash before any other character is dropped.
-    """
-    if token is None or token == "":
-        raise RuleParseError("missing value")
-    text = token
-    if text.startswith('"'):
-        if len(text) < 2 or not text.endswith('"') or _ends_escaped(text):
-            raise RuleParseError("unterminated quoted value %r" % (token,))
-        text = text[1:-1]
-    elif '"' in text:
-        raise RuleParseError("stray quote in value %r" % (token,))
-    buf = bytearray()
-    i = 0
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "\\":
-            if i + 1 >= n:
-                raise RuleParseError("dangling backslash in value %r" % (token,))
-            nxt = text[i + 1]
-            if _OCTAL.match(text, i + 1):
-                byte = int(text[i + 1:i + 4], 8)
-                if chr(byte) in AARE_SPECIALS:
-                    buf += b"\\"
-                buf.append(byte)
-                i += 4
-                continue
-            if nxt in AARE_SPECIALS:
-                buf += ("\\" + nxt).encode("ascii")
-            else:
-                buf += nxt.encode("utf-8", "surrogateescape")
-            i += 2
-            continue
-        buf += ch.encode("utf-8", "surrogateescape")
-        i += 1
-    value = buf.decode("utf-8", "surrogateescape")
-    if value == "":
-        raise RuleParseError("empty value %r" % (token,))
-    check_aare(value)
-    return value
-
-
-_UNESCAPED_VAR = re.compile(r"(?<!\\)@\{[A-Za-z0-9_]+\}")
-
-
-def check_aare(aare: str) -> None:
-    """RuleParseError unless ``aare`` is a well-formed glob (balanced ``{}``/``[]``, no lone
-    trailing backslash); variables are checked as if they were one plain character."""
+    """One value token (bare or quoted) back into its pattern (aaescape.read_pattern), errors as
+    RuleParseError."""
     try:
-        aaglob.glob_to_regex(_UNESCAPED_VAR.sub("V", aare))
-    except aaglob.GlobError as exc:
-        raise RuleParseError("malformed pattern %r: %s" % (aare, exc)) from None
-
-
-def _ends_escaped(text: str) -> bool:
-    """True when the closing quote of ``"..."`` is itself escaped (odd run of backslashes)."""
-    count = 0
-    i = len(text) - 2
-    while i >= 1 and text[i] == "\\":
-        count += 1
-        i -= 1
-    return count % 2 == 1
+        return read_pattern(token)
+    except EscapeError as exc:
+        raise RuleParseError(str(exc)) from None
 
 
 # ---- tokens ----------------------------------------------------------------------------------

@@ -6,9 +6,9 @@ as the corpus writes it: ``change_profile -> php-fpm//webapp,``. Same text for e
 """
 from typing import Any, Dict, Optional
 
+from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import escape_glob
 from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import (
     aare_covers,
-    escape_literal,
     join_conditionals,
     parse_value,
     render_value,
@@ -62,7 +62,7 @@ class ChangeProfileRule(Rule):
         target = event.get("target") or event.get("name")
         if not target:
             return None
-        return cls(target=escape_literal(str(target)))
+        return cls(target=escape_glob(str(target)))
 
     def render_body(self, abi: str = "3.0") -> str:
         """``change_profile [mode] [exec] -> target``."""

@@ -9,10 +9,10 @@ aa-logprof. Same text for every ABI (dbus mediation is in ABI 3.0).
 """
 from typing import Any, Dict, FrozenSet, Optional
 
+from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import escape_glob
 from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import (
     aare_covers,
     aare_fields_dict,
-    escape_literal,
     event_mask_words,
     extra,
     is_access_token,
@@ -93,7 +93,7 @@ class DbusRule(Rule):
             return None
 
         def lit(value: Any) -> Optional[str]:
-            return escape_literal(str(value)) if value not in (None, "") else None
+            return escape_glob(str(value)) if value not in (None, "") else None
 
         bus = lit(event.get("bus"))
         if access == frozenset(("bind",)):

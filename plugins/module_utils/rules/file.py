@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional
 from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
 from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import (
     EscapeError,
+    check_name,
     escape_glob,
     quote_pattern,
     unquote,
@@ -194,9 +195,10 @@ class FileRule(Rule):
         if kind not in ("file", "exec") or not isinstance(path, str) or not path:
             return None
         try:
-            pattern = escape_glob(path)
+            check_name(path)
         except EscapeError:
             return None
+        pattern = escape_glob(path)
         owner = bool(event.get("owner"))
         if kind == "exec":
             mode = exec_event_mode(event)

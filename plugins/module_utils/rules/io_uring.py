@@ -7,10 +7,10 @@ so ABI 3.0 rendering raises AbiError.
 """
 from typing import Any, Dict, FrozenSet, Optional
 
+from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import escape_glob
 from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import (
     aare_covers,
     aare_fields_dict,
-    escape_literal,
     event_mask_words,
     is_access_token,
     join_conditionals,
@@ -76,7 +76,7 @@ class IoUringRule(Rule):
             return None
         # the label the record names: tcontext= (read as the peer), else target= of override_creds
         target = event.get("peer") or (event.get("target") if "override_creds" in access else None)
-        label = escape_literal(str(target)) if target else None
+        label = escape_glob(str(target)) if target else None
         return cls(access, label)
 
     def render_body(self, abi: str = "4.0") -> str:

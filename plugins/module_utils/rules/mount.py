@@ -16,9 +16,9 @@ rather than write an unknown word. Same text for every ABI.
 """
 from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
+from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import escape_glob
 from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import (
     aare_covers,
-    escape_literal,
     is_paren,
     join_conditionals,
     paren_items,
@@ -128,7 +128,7 @@ class MountRule(Rule):
             return None
         fstype = None
         if event.get("fstype"):
-            fstype = ("=", frozenset((escape_literal(str(event["fstype"])),)))
+            fstype = ("=", frozenset((escape_glob(str(event["fstype"])),)))
         options = []  # type: List[Cond]
         flags = [f.strip() for f in str(event.get("flags") or "").split(",") if f.strip()]
         if any(f not in MOUNT_FLAGS for f in flags):
@@ -139,9 +139,9 @@ class MountRule(Rule):
             options.append(("=", frozenset(flags)))
         source = None
         if cls.has_source and event.get("srcname"):
-            source = escape_literal(str(event["srcname"]))
+            source = escape_glob(str(event["srcname"]))
         path = event.get("path")
-        mountpoint = escape_literal(str(path)) if path else None
+        mountpoint = escape_glob(str(path)) if path else None
         return cls(fstype, options, source, mountpoint)
 
     def render_body(self, abi: str = "3.0") -> str:

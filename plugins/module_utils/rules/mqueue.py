@@ -8,10 +8,10 @@ so ABI 3.0 rendering raises AbiError.
 """
 from typing import Any, Dict, FrozenSet, Optional
 
+from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import escape_glob
 from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import (
     aare_covers,
     aare_fields_dict,
-    escape_literal,
     event_mask_words,
     is_access_token,
     join_conditionals,
@@ -87,7 +87,7 @@ class MqueueRule(Rule):
         klass = str(event.get("class") or "")
         mq_type = klass[:-len("_mqueue")] if klass in ("posix_mqueue", "sysv_mqueue") else None
         path = event.get("path")
-        name = escape_literal(str(path)) if path not in (None, "") else None
+        name = escape_glob(str(path)) if path not in (None, "") else None
         if name is not None and not (name.startswith("/") or name.isdigit()):
             return None  # not a queue name AppArmor can write (see parse)
         return cls(access, mq_type, None, name)

@@ -5,9 +5,9 @@ the logged ``name`` as the new root; both are escaped literals. Same text for ev
 """
 from typing import Any, Dict, Optional
 
+from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import escape_glob
 from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import (
     aare_covers,
-    escape_literal,
     join_conditionals,
     parse_value,
     render_value,
@@ -61,7 +61,7 @@ class PivotRootRule(Rule):
             return None
 
         def lit(value: Any) -> Optional[str]:
-            return escape_literal(str(value)) if value not in (None, "") else None
+            return escape_glob(str(value)) if value not in (None, "") else None
 
         return cls(lit(event.get("srcname")), lit(event.get("path")))
 

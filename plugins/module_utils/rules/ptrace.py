@@ -6,10 +6,10 @@ read/trace. Same text for every ABI.
 """
 from typing import Any, Dict, FrozenSet, Optional
 
+from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import escape_glob
 from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import (
     aare_covers,
     aare_fields_dict,
-    escape_literal,
     event_mask_words,
     is_access_token,
     join_conditionals,
@@ -72,7 +72,7 @@ class PtraceRule(Rule):
             access = parse_access("(%s)" % " ".join(words), PTRACE_ALIASES, PTRACE_ACCESS) if words else None
         except RuleParseError:
             return None
-        return cls(access, escape_literal(str(peer)) if peer else None)
+        return cls(access, escape_glob(str(peer)) if peer else None)
 
     def render_body(self, abi: str = "3.0") -> str:
         """``ptrace read peer=X``."""

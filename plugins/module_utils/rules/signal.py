@@ -6,10 +6,10 @@ AARE escaped by ``_kindutil`` and never trusted as a pattern. Same text for ABI 
 """
 from typing import Any, Dict, FrozenSet, Optional
 
+from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import escape_glob
 from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import (
     aare_covers,
     aare_fields_dict,
-    escape_literal,
     event_mask_words,
     is_access_token,
     is_paren,
@@ -105,7 +105,7 @@ class SignalRule(Rule):
         except RuleParseError:
             return None
         peer = event.get("peer")
-        return cls(access, signals, escape_literal(str(peer)) if peer else None)
+        return cls(access, signals, escape_glob(str(peer)) if peer else None)
 
     def render_body(self, abi: str = "3.0") -> str:
         """``signal send set=term peer=X`` (same for every ABI)."""

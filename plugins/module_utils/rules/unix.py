@@ -13,11 +13,11 @@ and a local label need ABI 4.0+ (render raises AbiError for 3.0).
 """
 from typing import Any, Dict, FrozenSet, Optional
 
+from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import escape_glob
 from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import (
     AbiError,
     aare_covers,
     aare_fields_dict,
-    escape_literal,
     event_mask_words,
     is_access_token,
     join_conditionals,
@@ -136,7 +136,7 @@ class UnixRule(Rule):
             if value in (None, "", "none", "?"):
                 addrs.append(None)
             elif str(value).startswith("@"):
-                addrs.append(escape_literal(str(value)))
+                addrs.append(escape_glob(str(value)))
             else:
                 # A filesystem socket: mediated by file rules, and a unix rule cannot name it
                 # (apparmor_parser: "invalid value for addr"). Omitting the address would widen

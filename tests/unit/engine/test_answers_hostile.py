@@ -25,7 +25,6 @@ from hypothesis import strategies as st
 from ansible_collections.armada.apparmor.plugins.module_utils import aaglob, host, rules
 from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import escape_glob, pattern_literal
 from ansible_collections.armada.apparmor.plugins.module_utils.answers import to_rules
-from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import unescape_aare
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.file import FileRule
 
 EXAMPLES = int(os.environ.get("ARMADA_FUZZ_EXAMPLES", "60"))
@@ -180,11 +179,11 @@ def test_fuzz_hostile_dbus_names(path_tail, interface, member, peer, bind, bus):
     intended = rules.rule_from_event(event)
     parsed = check_roundtrip(rule["text"], intended)
     if bind:
-        assert unescape_aare(parsed.name) == interface
+        assert pattern_literal(parsed.name) == interface
     else:
-        assert unescape_aare(parsed.interface) == interface
-        assert unescape_aare(parsed.member) == member
-        assert parsed.path is not None and unescape_aare(parsed.path) in ("/" + path_tail,
+        assert pattern_literal(parsed.interface) == interface
+        assert pattern_literal(parsed.member) == member
+        assert parsed.path is not None and pattern_literal(parsed.path) in ("/" + path_tail,
                                                                            aaglob.collapse_slashes("/" + path_tail))
     DBUS_TALLY.rules += 1
     DBUS_TALLY.lines.append(rule["text"])
@@ -216,7 +215,7 @@ def test_fuzz_hostile_unix_addresses(addr, peer_side, abstract):
     intended = rules.rule_from_event(event)
     parsed = check_roundtrip(rule["text"], intended)
     got = parsed.peer_addr if peer_side else parsed.addr
-    assert unescape_aare(got) == value
+    assert pattern_literal(got) == value
     UNIX_TALLY.rules += 1
     UNIX_TALLY.lines.append(rule["text"])
 
@@ -258,7 +257,7 @@ def test_fuzz_hostile_profile_names(label, peer, target, which):
     intended = rules.rule_from_event(event)
     parsed = check_roundtrip(rule["text"], intended)
     if which == "signal":
-        assert unescape_aare(parsed.peer) == peer
+        assert pattern_literal(parsed.peer) == peer
     PROFILE_TALLY.rules += 1
     PROFILE_TALLY.lines.append(rule["text"])
 

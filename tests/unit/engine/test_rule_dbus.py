@@ -18,8 +18,8 @@ from rulekind_support import (
 )
 
 from ansible_collections.armada.apparmor.plugins.module_utils import logparse
+from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import pattern_literal
 from ansible_collections.armada.apparmor.plugins.module_utils.rules import parse_rule, rule_from_event
-from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import unescape_aare
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import RuleParseError
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.dbus import DbusRule
 
@@ -118,7 +118,7 @@ def test_fuzz_hostile_message(bus, path, interface, member, peer, access):
     assert one_line(text)
     back = parse_rule(text)
     assert back == rule
-    assert [unescape_aare(v) for v in (back.bus, back.path, back.interface, back.member, back.peer_label)] == [
+    assert [pattern_literal(v) for v in (back.bus, back.path, back.interface, back.member, back.peer_label)] == [
         bus, path, interface, member, peer]
     check_compiles(text, LATER)
 
@@ -132,7 +132,7 @@ def test_fuzz_hostile_bind(bus, name):
     text = rule.render("3.0")
     assert one_line(text)
     back = parse_rule(text)
-    assert back == rule and unescape_aare(back.name) == name and unescape_aare(back.bus) == bus
+    assert back == rule and pattern_literal(back.name) == name and pattern_literal(back.bus) == bus
     check_compiles(text, LATER)
 
 

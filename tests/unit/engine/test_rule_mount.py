@@ -15,8 +15,8 @@ from rulekind_support import (
     one_line,
 )
 
+from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import pattern_literal
 from ansible_collections.armada.apparmor.plugins.module_utils.rules import parse_rule, rule_from_event
-from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import unescape_aare
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import RuleParseError
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.mount import MountRule, RemountRule, UmountRule
 
@@ -125,9 +125,9 @@ def test_fuzz_hostile(src, mnt, fstype, kind):
     text = rule.render("3.0")
     assert one_line(text)
     back = parse_rule(text)
-    assert back == rule and unescape_aare(back.mountpoint) == "/" + mnt
+    assert back == rule and pattern_literal(back.mountpoint) == "/" + mnt
     if kind == "mount":
-        assert unescape_aare(back.source) == src
+        assert pattern_literal(back.source) == src
     check_compiles(text, LATER)
 
 

@@ -13,8 +13,8 @@ from rulekind_support import (
     one_line,
 )
 
+from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import pattern_literal
 from ansible_collections.armada.apparmor.plugins.module_utils.rules import parse_rule, rule_from_event
-from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import unescape_aare
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import RuleParseError
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.pivot_root import PivotRootRule
 
@@ -77,12 +77,12 @@ LATER = []  # lines queued for batch compilation on long runs
 def test_fuzz_hostile(old, new, target):
     CASES["n"] += 1
     rule = PivotRootRule.from_event({"kind": "pivot_root", "srcname": "/" + old + "/", "path": "/" + new + "/"})
-    rule.target = "".join("\\" + c if c in "*?[]{}^\\" else c for c in target)  # apparmor.d(5) AARE escape
+    rule.target = "".join("\\" + c if c in "*?[]{}\\" else c for c in target)  # AARE escape ('^' literal)
     text = rule.render("3.0")
     assert one_line(text)
     back = parse_rule(text)
     assert back == rule
-    assert [unescape_aare(back.oldroot), unescape_aare(back.newroot), unescape_aare(back.target)] == [
+    assert [pattern_literal(back.oldroot), pattern_literal(back.newroot), pattern_literal(back.target)] == [
         "/" + old + "/", "/" + new + "/", target]
     check_compiles(text, LATER)
 
