@@ -231,8 +231,10 @@ def check_pattern(pattern: str) -> None:
     backslash); variables are checked as if they were one plain character."""
     try:
         aaglob.glob_to_regex(_UNESCAPED_VAR.sub("V", pattern))
-    except aaglob.GlobError as exc:
+    except ValueError as exc:  # aaglob.GlobError and any other refusal of the glob layer
         raise EscapeError("malformed pattern %r: %s" % (pattern, exc)) from None
+    except RecursionError:
+        raise EscapeError("pattern %r nests too deeply" % (pattern,)) from None
 
 
 def _byte_char(value: str, esc: str) -> str:
@@ -269,6 +271,30 @@ def has_glob(pattern: str) -> bool:
             return True
         i += 1
     return False
+
+
+def looks_like_pattern(text: str) -> bool:
+    """Does ``text`` hold glob, escape or variable syntax (so an answer or a table wrote a pattern, not a
+    name)? Wider than has_glob: ``\\*`` counts, since it is pattern text too."""
+    return any(c in text for c in GLOB_SPECIAL) or "@{" in text
+
+
+def literal_prefix(pattern: str) -> str:
+    """Literal text before the first unescaped glob character or variable (escapes removed)."""
+    out = []
+    i = 0
+    n = len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            out.append(pattern[i + 1])
+            i += 2
+            continue
+        if c in "*?[]{}" or (c == "@" and i + 1 < n and pattern[i + 1] == "{"):
+            break
+        out.append(c)
+        i += 1
+    return "".join(out)
 
 
 def pattern_literal(pattern: str) -> Optional[str]:

@@ -21,7 +21,9 @@ from ansible_collections.armada.apparmor.plugins.module_utils import rules as ru
 from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import (
     EscapeError,
     check_name,
+    check_pattern,
     escape_glob,
+    looks_like_pattern,
     pattern_literal,
 )
 from ansible_collections.armada.apparmor.plugins.module_utils.fleet import compact_json, event_hosts, merge_events
@@ -118,16 +120,11 @@ def file_path_problem(path: str, pattern: bool = False) -> Optional[str]:
         path, " or a pattern starting with a variable @{NAME}" if pattern else "")
 
 
-def _is_glob(text: str) -> bool:
-    """True when ``text`` holds AppArmor glob or variable syntax (so it is a pattern, not a name)."""
-    return any(c in text for c in "*?[]{}\\") or "@{" in text
-
-
 def _valid_glob(pattern: str) -> bool:
     """Can AppArmor's glob layer read ``pattern`` (balanced braces/brackets, no trailing backslash)?"""
     try:
-        aaglob.glob_to_regex(re.sub(r"@\{[A-Za-z0-9_]+\}", "v", pattern))
-    except (ValueError, RecursionError):
+        check_pattern(pattern)
+    except EscapeError:
         return False
     return True
 
@@ -185,7 +182,7 @@ def validate_answer(index: int, answer: Any, qualifiers: Optional[exec_qualifier
             elif pattern is not None and not isinstance(pattern, (str, int, bool)):
                 bad("match %s: value must be a string (globs allowed), number, boolean or list" % key)
             for pat in (pattern if isinstance(pattern, list) else [pattern]):
-                if key != "mask" and isinstance(pat, str) and _is_glob(pat) and not _valid_glob(pat):
+                if key != "mask" and isinstance(pat, str) and looks_like_pattern(pat) and not _valid_glob(pat):
                     bad("match %s %r is not a valid AppArmor pattern" % (key, pat))
     kinds = [] if kind is None else (kind if isinstance(kind, list) else [kind])
     for key in ("owner", "audit", "broad"):
@@ -273,7 +270,8 @@ def _qualifier_problems(answer: Mapping, mode: Optional[str], target: Optional[s
     if mode is None or answer.get("answer") != "allow":
         return []
     paths = answer["match"].get("path")
-    programs = [p for p in (paths if isinstance(paths, list) else [paths]) if isinstance(p, str) and not _is_glob(p)]
+    programs = [p for p in (paths if isinstance(paths, list) else [paths])
+                if isinstance(p, str) and not looks_like_pattern(p)]
     glob = answer.get("glob")
     if isinstance(glob, str):
         programs += qualifiers.entries_covered_by(glob)
@@ -324,7 +322,7 @@ def _literal_len(value: Any) -> int:
 
 def _specificity(profile: str, match: Dict[str, Any]) -> Tuple[int, int, int]:
     """Precedence key (higher wins): exact profile, number of match keys, literal length of patterns."""
-    exact = 0 if (_is_glob(profile) or profile in ("*", "**")) else 1
+    exact = 0 if (looks_like_pattern(profile) or profile in ("*", "**")) else 1
     keys = len([k for k in match if k != "kind"]) + (1 if "kind" in match else 0)
     literal = sum(_literal_len(v) for k, v in match.items() if k != "kind")
     return exact, keys, literal
@@ -393,7 +391,7 @@ def _match_value(pattern: Any, value: Any, variables: Optional[Dict[str, List[st
         return True
     if "\x00" in text:  # no glob matches a NUL; a name holding one is answered by its exact literal form
         return pattern == escape_glob(text)
-    if not _is_glob(pattern):
+    if not looks_like_pattern(pattern):
         return False
     return aaglob.matches(pattern, text, variables=variables)
 
@@ -408,7 +406,7 @@ def profile_matches(pattern: str, label: str, variables: Optional[Dict[str, List
         return True
     if pattern == label or pattern == escape_glob(label):  # the escaped label pending_answers writes
         return True
-    return _is_glob(pattern) and aaglob.matches(pattern, label, variables=variables)
+    return looks_like_pattern(pattern) and aaglob.matches(pattern, label, variables=variables)
 
 
 def answer_matches(answer: Answer, event: Dict[str, Any], label: str,

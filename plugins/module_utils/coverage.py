@@ -22,7 +22,7 @@ import os
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
-from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import has_glob, pattern_literal
+from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import has_glob, literal_prefix, pattern_literal
 from ansible_collections.armada.apparmor.plugins.module_utils.profile_model import (
     Include,
     Profile,
@@ -43,26 +43,8 @@ MAX_BRACE_EXPANSION = 64
 _ALL_PERMS = frozenset("mrwalk")
 
 
-def _literal_prefix(pattern: str) -> str:
-    """Literal text before the first unescaped glob character or variable (escapes removed)."""
-    out = []
-    i = 0
-    n = len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == "\\" and i + 1 < n:
-            out.append(pattern[i + 1])
-            i += 2
-            continue
-        if c in "*?[]{}" or (c == "@" and i + 1 < n and pattern[i + 1] == "{"):
-            break
-        out.append(c)
-        i += 1
-    return "".join(out)
-
-
 def _bucket_key(pattern: str) -> str:
-    prefix = _literal_prefix(pattern)
+    prefix = literal_prefix(pattern)
     return prefix[:prefix.rfind("/") + 1]
 
 
@@ -539,7 +521,7 @@ class ProfileIndex:
     def _entries_for_pattern(self, rs: RuleSet, pattern: str, literal: Optional[str]) -> Iterable[_FileEntry]:
         if literal is not None:
             return rs.file_candidates(literal)
-        return rs.file_candidates(_literal_prefix(pattern))
+        return rs.file_candidates(literal_prefix(pattern))
 
     def profile_names(self) -> List[str]:
         return sorted(self.profiles)

@@ -16,6 +16,7 @@ Standard library only (the engine runs on managed hosts, Python 3.8+).
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ansible_collections.armada.apparmor.plugins.module_utils import aaglob
+from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import looks_like_pattern
 
 LETTERS = "ipcnu"
 DEFAULT_LETTERS = "ipcnu"
@@ -78,7 +79,7 @@ class Qualifiers:
         self.exact: Dict[str, str] = dict(LOGPROF_QUALIFIERS)
         self.globs: List[Tuple[str, str]] = []
         for key, letters in (extra or {}).items():
-            if _is_pattern(key):
+            if looks_like_pattern(key):
                 self.globs.append((key, letters))
             else:
                 self.exact[key] = letters
@@ -107,10 +108,6 @@ class Qualifiers:
         return sorted(p for p in self.exact if aaglob.matches(pattern, p))
 
 
-def _is_pattern(text: str) -> bool:
-    return any(c in text for c in "*?[]{}\\") or "@{" in text
-
-
 def mode_allowed(mode: str, target: Optional[str], letters: str) -> bool:
     """Does ``letters`` (e.g. ``icnu``) allow exec mode ``mode``, with a named ``target`` or not?"""
     bare, named = _NEEDS.get(mode, (None, None))
@@ -137,7 +134,7 @@ def validate_extra(extra: Any) -> List[str]:
         if not isinstance(key, str) or not key.startswith("/"):
             problems.append("exec_qualifiers key %r must be an absolute program path or AppArmor glob" % (key,))
             continue
-        if _is_pattern(key):
+        if looks_like_pattern(key):
             try:
                 aaglob.glob_to_regex(key)
             except (ValueError, RecursionError) as exc:
