@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ansible_collections.armada.apparmor.plugins.module_utils import aaglob, breadth, exec_qualifiers, provenance
+from ansible_collections.armada.apparmor.plugins.module_utils import events as events_model
 from ansible_collections.armada.apparmor.plugins.module_utils import rules as rules_registry
 from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import (
     EscapeError,
@@ -27,6 +28,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import (
     pattern_literal,
 )
 from ansible_collections.armada.apparmor.plugins.module_utils.fleet import compact_json, event_hosts, merge_events
+from ansible_collections.armada.apparmor.plugins.module_utils.rules import FILE_RULE_KINDS
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.exec import ALLOW_EXEC_MODES, TARGET_EXEC_MODES
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.file import FileRule
 
@@ -36,10 +38,6 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules.file import 
 
 ANSWER_VALUES = ("allow", "deny", "ignore", "pending")
 DEFAULT_VALUES = ("pending", "allow")
-# apparmor.d(5): ix px Px cx Cx ux Ux and the fallbacks pix Pix cix Cix pux PUx cux CUx (rules/exec.py).
-EXEC_MODES = ALLOW_EXEC_MODES
-# Modes that may carry a named target (``px -> name``): the ones that transition to a profile.
-EXEC_MODES_WITH_TARGET = TARGET_EXEC_MODES
 
 # Keys that decide something. Everything else a user writes is a typo and is rejected.
 DECISION_KEYS = ("profile", "match", "answer", "glob", "owner", "audit", "exec_mode", "exec_target",
@@ -50,18 +48,11 @@ INFO_KEYS = ("suggestions", "hosts", "counts", "count", "id", "reason", "first_s
              "comm", "forgeable", "sources", "possible_intrusion")
 ANSWER_KEYS = DECISION_KEYS + INFO_KEYS
 
-EVENT_KINDS = ("file", "exec", "capability", "network", "unix", "signal", "ptrace", "dbus", "mount",
-               "umount", "remount", "pivot_root", "change_profile", "change_hat", "userns", "io_uring",
-               "mqueue", "status", "other")
-# Event fields (docs/events.md) an answer may match on. ``host`` matches every host that saw the event.
-MATCH_FIELDS = ("kind", "profile", "path", "target", "mask", "owner", "fsuid", "ouid", "info", "error",
-                "class", "execpath", "capability", "capname", "family", "sock_type", "protocol",
-                "laddr", "lport", "faddr", "fport", "addr", "peer_addr", "peer", "peer_pid", "signal",
-                "bus", "dbus_path", "interface", "member", "dbus_name", "fstype", "flags", "srcname",
-                "namespace", "attribute", "name", "operations", "modes", "comms", "host", "id", "child",
-                "parent")
-# Kinds whose main object is a path, so an answer's glob (the path to write) applies to them.
-PATH_KINDS = ("file", "exec")
+# The event kinds and the fields an answer may match on, from the kinds' declarations (rules/<kind>.py):
+# the record fields every event may carry, then every kind's own. ``host`` matches every host that saw it.
+EVENT_KINDS = events_model.KINDS
+MATCH_FIELDS = events_model.RECORD_FIELDS + tuple(sorted(
+    set(f for ek in rules_registry.EVENT_KINDS.values() for f in ek.fields) - set(events_model.RECORD_FIELDS)))
 # Default consensus when the caller does not say otherwise.
 DEFAULT_MIN_HOSTS = 1
 
@@ -97,8 +88,8 @@ def parse_exec_mode(value: Any) -> Tuple[Optional[str], Optional[str]]:
         text, target = (part.strip() for part in text.split("->", 1))
         if not target:
             raise ValueError("exec_mode %r has an empty target after '->'" % value)
-    if text not in EXEC_MODES:
-        raise ValueError("exec_mode %r is not one of %s" % (value, ", ".join(EXEC_MODES)))
+    if text not in ALLOW_EXEC_MODES:
+        raise ValueError("exec_mode %r is not one of %s" % (value, ", ".join(ALLOW_EXEC_MODES)))
     return text, target
 
 
@@ -188,7 +179,7 @@ def validate_answer(index: int, answer: Any, qualifiers: Optional[exec_qualifier
     for key in ("owner", "audit", "broad"):
         if key in answer and not isinstance(answer[key], bool):
             bad("%s must be true or false" % key)
-    if "owner" in answer and kinds and not set(kinds) <= set(PATH_KINDS):
+    if "owner" in answer and kinds and not set(kinds) <= set(FILE_RULE_KINDS):
         bad("owner applies to file and exec rules only, not to kind %s" % ", ".join(map(str, kinds)))
     # exec_mode
     mode = target = None
@@ -209,20 +200,20 @@ def validate_answer(index: int, answer: Any, qualifiers: Optional[exec_qualifier
             bad("exec_target %r contradicts the target in exec_mode (%r)" % (answer["exec_target"], target))
         target = answer["exec_target"] if isinstance(answer["exec_target"], str) else target
         if "exec_mode" not in answer:
-            bad("exec_target needs an exec_mode (one of %s)" % ", ".join(EXEC_MODES_WITH_TARGET))
-    if mode is not None and target is not None and mode not in EXEC_MODES_WITH_TARGET:
-        bad("exec mode %s cannot have a named target (only %s can)" % (mode, ", ".join(EXEC_MODES_WITH_TARGET)))
+            bad("exec_target needs an exec_mode (one of %s)" % ", ".join(TARGET_EXEC_MODES))
+    if mode is not None and target is not None and mode not in TARGET_EXEC_MODES:
+        bad("exec mode %s cannot have a named target (only %s can)" % (mode, ", ".join(TARGET_EXEC_MODES)))
     if value == "allow" and "exec" in kinds and len(kinds) == 1 and "exec_mode" not in answer \
             and "include" not in answer:
         bad("allowing an exec needs exec_mode (one of %s): how the program runs is the decision"
-            % ", ".join(EXEC_MODES))
+            % ", ".join(ALLOW_EXEC_MODES))
     # glob
     if "glob" in answer:
         glob = answer["glob"]
         if not isinstance(glob, str) or not glob:
             bad("glob must be a non-empty path pattern")
         else:
-            if kinds and not set(kinds) <= set(PATH_KINDS):
+            if kinds and not set(kinds) <= set(FILE_RULE_KINDS):
                 bad("glob (the path to write) applies to file and exec events only")
             if value in ("ignore", "pending"):
                 bad("glob makes no sense with answer %s (nothing is written)" % value)
@@ -365,7 +356,7 @@ def validate_answers(answers: Any, qualifiers: Optional[exec_qualifiers.Qualifie
 def _mask_words(kind: str, text: str) -> List[str]:
     """Permissions as a set-able list: file masks are letters, others space/comma separated words."""
     text = text or ""
-    if kind in PATH_KINDS:
+    if kind in FILE_RULE_KINDS:
         return [c for c in text if not c.isspace()]
     return [w for w in text.replace(",", " ").replace("(", " ").replace(")", " ").split() if w]
 
@@ -577,7 +568,7 @@ def _rule_for(event: Dict[str, Any], answer: Optional[Answer], deny: bool, exec_
     if answer is not None and answer.include and not deny:
         return _include_rule(answer.include)
     audit = bool(answer.audit) if answer is not None else False
-    if kind in PATH_KINDS:
+    if kind in FILE_RULE_KINDS:
         path = event.get("path")
         if not isinstance(path, str) or not path:
             return None
@@ -721,7 +712,7 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
             stats["ignored"] += 1
             continue
         path = ev.get("path")
-        if kind in PATH_KINDS and isinstance(path, str) and path and file_path_problem(path) and not (
+        if kind in FILE_RULE_KINDS and isinstance(path, str) and path and file_path_problem(path) and not (
                 ans is not None and ans.include and verdict != "deny"):
             # never pending: no answer could write it (an include answer writes no path and still applies)
             entry["unsupported"].append(_pending(ev, "%s event path %s" % (kind, file_path_problem(path)), label))

@@ -4,8 +4,9 @@
 """The event model of docs/events.md: identity, stable ids and folding of identical accesses.
 
 Why a separate file: the reader (logparse.py), the rules engine and the answers engine all need
-to agree on what "the same access" is. The identity tuple is defined here once; everything that
-folds or compares events goes through ``identity()`` / ``event_id()`` / ``merge_into()``.
+to agree on what "the same access" is. Each kind declares its identity fields once (rules/<kind>.py,
+base.EventKind); everything that folds or compares events goes through ``identity()`` /
+``event_id()`` / ``merge_into()`` here.
 
 Standard library only: this runs on managed hosts.
 """
@@ -14,43 +15,27 @@ from __future__ import absolute_import, division, print_function
 import hashlib
 import json
 
+from ansible_collections.armada.apparmor.plugins.module_utils.rules import EVENT_KINDS, FILE_RULE_KINDS
+
 __metaclass__ = type
 
-KINDS = (
-    "file", "exec", "capability", "network", "unix", "signal", "ptrace", "dbus", "mount", "umount",
-    "remount", "pivot_root", "change_profile", "change_hat", "userns", "io_uring", "mqueue", "status", "other",
-)
+#: every event kind (docs/events.md), declared by the rule kinds (rules/__init__.py EVENT_KINDS)
+KINDS = tuple(EVENT_KINDS)
 MODES = ("ALLOWED", "DENIED", "AUDIT", "KILLED", "HINT", "STATUS", "ERROR")
 
 #: bound of the ``pids`` / ``comms`` lists of one event (memory grows with events, not log size)
 MAX_PIDS = 16
 MAX_COMMS = 16
 
-# Identity fields added after (kind, host, profile); "mask" means mask["requested"].
-_IDENTITY = {
-    "file": ("path", "mask", "owner", "target"),
-    "exec": ("path", "mask", "owner", "target"),
-    "capability": ("capability",),
-    "network": ("family", "sock_type", "protocol", "mask"),
-    "unix": ("family", "sock_type", "protocol", "mask", "addr", "peer_addr", "peer"),
-    "signal": ("signal", "peer", "mask"),
-    "ptrace": ("peer", "mask"),
-    "dbus": ("bus", "dbus_path", "interface", "member", "mask", "peer", "dbus_name"),
-    "mount": ("path", "srcname", "fstype", "flags"),
-    "umount": ("path", "srcname", "fstype", "flags"),
-    "remount": ("path", "srcname", "fstype", "flags"),
-    "pivot_root": ("path", "srcname", "fstype", "flags"),
-    "change_profile": ("target", "path"),
-    "change_hat": ("target", "path"),
-    "userns": ("path", "target", "mask", "class"),
-    "io_uring": ("path", "target", "mask", "class"),
-    "mqueue": ("path", "target", "mask", "class"),
-    "status": ("operations", "name", "info", "error", "path", "target"),
-    "other": ("operations", "name", "info", "error", "path", "target"),
-}
+# Identity fields added after (kind, host, profile), per kind (base.EventKind.identity).
+_IDENTITY = dict((name, ek.identity) for name, ek in EVENT_KINDS.items())
 
 # Letter masks (file kinds) fold their denied part letter by letter; word masks word by word.
-LETTER_MASK_KINDS = ("file", "exec")
+LETTER_MASK_KINDS = FILE_RULE_KINDS
+
+#: fields any event may carry whatever its kind (docs/events.md); the kinds declare the rest
+RECORD_FIELDS = ("kind", "profile", "parent", "child", "host", "id", "operations", "modes", "comms", "mask", "fsuid",
+                 "ouid", "info", "error", "class", "execpath", "namespace", "attribute")
 
 
 def identity(event):

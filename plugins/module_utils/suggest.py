@@ -24,28 +24,10 @@ from typing import Any, Dict, List, Optional, Tuple
 from ansible_collections.armada.apparmor.plugins.module_utils import aaglob, exec_qualifiers
 from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import escape_glob
 from ansible_collections.armada.apparmor.plugins.module_utils.provenance import FORGEABLE
+from ansible_collections.armada.apparmor.plugins.module_utils.rules import EVENT_KINDS, FILE_RULE_KINDS
 
-# Kind → event fields that identify the access (docs/events.md, Identity), in the order written.
-MATCH_FIELDS_BY_KIND = {
-    "file": ("path", "mask"),
-    "exec": ("path",),
-    "capability": ("capname",),
-    "network": ("family", "sock_type", "protocol", "mask"),
-    "unix": ("sock_type", "mask", "addr", "peer_addr", "peer"),
-    "signal": ("signal", "peer", "mask"),
-    "ptrace": ("peer", "mask"),
-    "dbus": ("bus", "dbus_path", "interface", "member", "dbus_name", "peer", "mask"),
-    "mount": ("path", "srcname", "fstype", "flags"),
-    "umount": ("path",),
-    "remount": ("path", "flags"),
-    "pivot_root": ("path", "srcname"),
-    "change_profile": ("target",),
-    "change_hat": ("target", "path"),
-    "userns": ("mask",),
-    "io_uring": ("mask", "target"),
-    "mqueue": ("path", "mask", "class"),
-    "other": ("operations", "name", "path", "target"),
-}
+# Kind -> the event fields a question matches on, in the order written (rules/<kind>.py declares them).
+MATCH_FIELDS_BY_KIND = dict((name, ek.match) for name, ek in EVENT_KINDS.items())
 # Fields whose values are matched as AppArmor globs, so literal values must be escaped.
 _GLOB_FIELDS = ("path", "target", "peer", "addr", "peer_addr", "dbus_path", "interface", "member", "dbus_name",
                 "srcname", "name", "flags", "fstype", "bus", "signal", "family", "sock_type", "capname", "class",
@@ -300,7 +282,7 @@ def _mask_text(event: Dict[str, Any]) -> str:
 def union_mask(kind: str, masks: List[str]) -> str:
     """The union of requested masks, as one match value: ``wc`` + ``c`` + ``r`` -> ``rwc``; words for other kinds
     (``send`` + ``receive`` -> ``send receive``). An answer's mask matches every event whose mask is a subset."""
-    if kind in ("file", "exec"):
+    if kind in FILE_RULE_KINDS:
         letters = set(c for m in masks for c in m if not c.isspace())
         return "".join(sorted(letters, key=lambda c: (_FILE_MASK_ORDER.index(c) if c in _FILE_MASK_ORDER
                                                       else len(_FILE_MASK_ORDER), c)))
@@ -401,7 +383,7 @@ def pending_entry(event: Dict[str, Any], label: str, abstractions: Optional[Abst
         entry["last_seen"] = max(lasts)
     suggestions = {}  # type: Dict[str, Any]
     path = event.get("path")
-    if kind in ("file", "exec") and isinstance(path, str):
+    if kind in FILE_RULE_KINDS and isinstance(path, str):
         globs = glob_suggestions(path)
         if globs:
             suggestions["globs"] = globs

@@ -1,13 +1,18 @@
-"""Registry of rule kinds: parse any rule line, or build the rule an event needs.
+"""Registry of rule kinds: parse any rule line, build the rule an event needs, and the event kinds.
 
-Kinds live one per module (``rules/<kind>.py``). They are imported statically, by full collection
-path: Ansible's module packer (Ansiballz) finds the module_utils a module needs by reading import
-statements, so a kind loaded through importlib would silently be missing on a managed host.
+Kinds live one per module (``rules/<kind>.py``); each class declares the event kinds it handles
+(``events``: identity, match and event fields, see base.EventKind). Every table about kinds elsewhere
+(events, answers, suggest) is derived from :data:`EVENT_KINDS` here. Adding a kind: its module, one
+line in RULE_CLASSES, its docs (docs/architecture.md, "How to add a rule kind").
+
+The kinds are imported statically, by full collection path: Ansible's module packer (Ansiballz)
+finds the module_utils a module needs by reading import statements, so a kind loaded through
+importlib would silently be missing on a managed host.
 """
 import re
 from typing import Any, Dict, List, Optional, Type
 
-from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import Rule, RuleParseError
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import EventKind, Rule, RuleParseError
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.capability import CapabilityRule
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.change_profile import ChangeProfileRule
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.dbus import DbusRule
@@ -45,6 +50,20 @@ RULE_CLASSES = [
     LinkRule,
     FileRule,
 ]  # type: List[Type[Rule]]
+
+# Records no rule expresses (docs/events.md): kept as events so they can be reported and answered.
+RECORD_ONLY_KINDS = (
+    EventKind("status", identity=("operations", "name", "info", "error", "path", "target"), match=(),
+              fields=("name", "target", "path")),
+    EventKind("other", identity=("operations", "name", "info", "error", "path", "target"),
+              match=("operations", "name", "path", "target"), fields=("name", "target", "path")),
+)
+
+#: every event kind, by name, in registry order (``other`` last: the reader's fallback)
+EVENT_KINDS = dict((ek.name, ek) for cls in RULE_CLASSES for ek in cls.events)  # type: Dict[str, EventKind]
+EVENT_KINDS.update((ek.name, ek) for ek in RECORD_ONLY_KINDS)
+#: kinds written as file rules: letter masks (``rw``), and an answer's glob is the path to write
+FILE_RULE_KINDS = tuple(name for name, ek in EVENT_KINDS.items() if ek.file_rule)
 
 
 # Leading keyword (after qualifiers) -> kinds that declare it, for a fast dispatch: profiles hold
@@ -93,4 +112,5 @@ def rule_from_event(event: Dict[str, Any]) -> Optional[Rule]:
     return None
 
 
-__all__ = ["RULE_CLASSES", "Rule", "RuleParseError", "parse_rule", "rule_from_event"]
+__all__ = ["EVENT_KINDS", "FILE_RULE_KINDS", "RULE_CLASSES", "EventKind", "Rule", "RuleParseError", "parse_rule",
+           "rule_from_event"]

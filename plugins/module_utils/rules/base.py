@@ -9,7 +9,7 @@ otherwise one hostile name could smuggle a second rule into a profile.
 
 Standard library only: this runs on managed hosts (Python 3.8+).
 """
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 # ABI targets the renderers know. The string form is what users pass ("3.0"); tuples compare.
 KNOWN_ABIS = ("3.0", "4.0", "5.0")
@@ -183,6 +183,28 @@ def parse_qualifiers(tokens: List[str], extra: Tuple[str, ...] = ()) -> Tuple[Di
     return quals, tokens[i:]
 
 
+class EventKind(NamedTuple):
+    """What one event kind is (docs/events.md), declared once by the rule module that handles it.
+
+    Every table about kinds (events.KINDS and identity, answers.EVENT_KINDS and MATCH_FIELDS,
+    suggest.MATCH_FIELDS_BY_KIND, the file-like kinds) is derived from these declarations by the
+    registry in ``rules/__init__.py``; tests/unit/engine/test_kind_registry.py proves they agree.
+    """
+
+    #: the event's ``kind`` value
+    name: str
+    #: fields after (kind, host, profile) that decide which records fold into one event; ``mask`` means
+    #: ``mask["requested"]``, ``capability`` the name when logged (else the number)
+    identity: Tuple[str, ...]
+    #: fields a pending question matches on, in the order written (a subset of ``identity``, which
+    #: may name ``capability`` where a question writes ``capname``)
+    match: Tuple[str, ...]
+    #: every kind-specific field the reader may set on such an event (answers may match on them)
+    fields: Tuple[str, ...]
+    #: rules for it are file rules: the mask is permission letters and an answer's glob is the path
+    file_rule: bool = False
+
+
 class Rule:
     """One rule line. Subclasses set ``kind`` and ``keywords`` and implement parse/render_body/covers.
 
@@ -195,6 +217,8 @@ class Rule:
     keywords = ()  # type: Tuple[str, ...]
     # Extra qualifiers this kind accepts before its keyword (file rules: "owner").
     extra_qualifiers = ()  # type: Tuple[str, ...]
+    # The event kinds this class builds rules from (from_event) or, without a rule, documents.
+    events = ()  # type: Tuple[EventKind, ...]
 
     def __init__(self, audit: bool = False, deny: bool = False, comment: Optional[str] = None) -> None:
         self.audit = bool(audit)

@@ -9,7 +9,12 @@ Standard library only (runs on managed hosts, Python 3.8+).
 import re
 from typing import Any, Dict, List, Optional
 
-from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import DEFAULT_ABI, Rule, RuleParseError
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import (
+    DEFAULT_ABI,
+    EventKind,
+    Rule,
+    RuleParseError,
+)
 
 # Linux capability numbers (include/uapi/linux/capability.h); index = number.
 CAPABILITY_NAMES = (
@@ -43,6 +48,8 @@ class CapabilityRule(Rule):
 
     kind = "capability"
     keywords = ("capability",)
+    events = (EventKind("capability", identity=("capability",), match=("capname",),
+                        fields=("capability", "capname", "name", "target")),)
 
     def __init__(self, names: Optional[Any] = None, audit: bool = False, deny: bool = False,
                  comment: Optional[str] = None) -> None:

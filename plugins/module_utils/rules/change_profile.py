@@ -13,7 +13,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil im
     parse_value,
     render_value,
 )
-from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import Rule, RuleParseError
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import EventKind, Rule, RuleParseError
 
 EXEC_MODES = ("safe", "unsafe")
 
@@ -23,6 +23,10 @@ class ChangeProfileRule(Rule):
 
     kind = "change_profile"
     keywords = ("change_profile",)
+    # change_hat records have no rule of their own (a hat is a profile block); their kind lives here.
+    # ``path`` in the identity is never set by the reader; it stays so that event ids do not change.
+    events = (EventKind("change_profile", identity=("target", "path"), match=("target",), fields=("target", "name")),
+              EventKind("change_hat", identity=("target", "path"), match=("target", "path"), fields=("target", "name")))
 
     def __init__(self, exec_mode: Optional[str] = None, exec_cond: Optional[str] = None,
                  target: Optional[str] = None, audit: bool = False, deny: bool = False,

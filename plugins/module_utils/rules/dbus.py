@@ -25,7 +25,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil im
     set_covers,
     split_cond,
 )
-from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import Rule, RuleParseError
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import EventKind, Rule, RuleParseError
 
 DBUS_ACCESS = frozenset(("send", "receive", "bind", "eavesdrop"))
 DBUS_ALIASES = {"r": ("receive",), "read": ("receive",), "w": ("send",), "write": ("send",),
@@ -40,6 +40,9 @@ class DbusRule(Rule):
 
     kind = "dbus"
     keywords = ("dbus",)
+    events = (EventKind("dbus", identity=("bus", "dbus_path", "interface", "member", "mask", "peer", "dbus_name"),
+                        match=("bus", "dbus_path", "interface", "member", "dbus_name", "peer", "mask"),
+                        fields=("bus", "dbus_path", "interface", "member", "dbus_name", "peer", "peer_pid")),)
 
     def __init__(self, access: Optional[FrozenSet[str]] = None, bus: Optional[str] = None,
                  path: Optional[str] = None, name: Optional[str] = None, interface: Optional[str] = None,

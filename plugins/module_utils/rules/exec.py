@@ -11,11 +11,16 @@ Standard library only (runs on managed hosts, Python 3.8+).
 """
 from typing import Any, Dict, Optional, Tuple
 
-from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import RuleParseError
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import EventKind, RuleParseError
 
-EXEC_MODES = ("ix", "px", "Px", "cx", "Cx", "ux", "Ux")
+# An exec event is written as a file rule (``/bin/ping mrix,``): FileRule lists this kind.
+EXEC_EVENTS = EventKind("exec", identity=("path", "mask", "owner", "target"), match=("path",),
+                        fields=("path", "target", "owner"), file_rule=True)
+
+# The exec modes of apparmor.d(5); answers' exec_mode accepts exactly ALLOW_EXEC_MODES.
+BASIC_EXEC_MODES = ("ix", "px", "Px", "cx", "Cx", "ux", "Ux")
 FALLBACK_EXEC_MODES = ("pix", "Pix", "cix", "Cix", "pux", "PUx", "cux", "CUx")
-ALLOW_EXEC_MODES = EXEC_MODES + FALLBACK_EXEC_MODES
+ALLOW_EXEC_MODES = BASIC_EXEC_MODES + FALLBACK_EXEC_MODES
 DENY_EXEC_MODES = ("x",)
 # Modes that may carry "-> target": profile (p/P) and child (c/C) transitions and their fallbacks.
 TARGET_EXEC_MODES = ("px", "Px", "cx", "Cx", "pix", "Pix", "cix", "Cix", "pux", "PUx", "cux", "CUx")

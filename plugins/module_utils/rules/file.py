@@ -25,6 +25,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import (
 )
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import (
     DEFAULT_ABI,
+    EventKind,
     Rule,
     RuleParseError,
     parse_qualifiers,
@@ -32,6 +33,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import 
     tokenize,
 )
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.exec import (
+    EXEC_EVENTS,
     FILE_PERMS_ORDER,
     exec_event_mode,
     exec_mode_covers,
@@ -87,6 +89,9 @@ class FileRule(Rule):
 
     kind = "file"
     keywords = ("file",)
+    events = (EventKind("file", identity=("path", "mask", "owner", "target"), match=("path", "mask"),
+                        fields=("path", "target", "owner"), file_rule=True),
+              EXEC_EVENTS)
     extra_qualifiers = ("owner",)
 
     def __init__(self, path: Optional[str], perms: Optional[frozenset] = None, exec_mode: Optional[str] = None,

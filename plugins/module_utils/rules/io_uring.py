@@ -22,7 +22,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil im
     set_covers,
     split_cond,
 )
-from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import Rule, RuleParseError
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import EventKind, Rule, RuleParseError
 
 IO_URING_ACCESS = frozenset(("sqpoll", "override_creds"))
 
@@ -32,6 +32,8 @@ class IoUringRule(Rule):
 
     kind = "io_uring"
     keywords = ("io_uring",)
+    events = (EventKind("io_uring", identity=("path", "target", "mask", "class"), match=("mask", "target"),
+                        fields=("path", "target", "peer")),)
 
     def __init__(self, access: Optional[FrozenSet[str]] = None, label: Optional[str] = None,
                  audit: bool = False, deny: bool = False, comment: Optional[str] = None) -> None:

@@ -26,7 +26,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil im
     render_value,
     split_cond,
 )
-from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import Rule, RuleParseError
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import EventKind, Rule, RuleParseError
 
 MOUNT_FLAGS = frozenset((
     "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "sync", "async", "remount", "mand", "nomand",
@@ -73,7 +73,11 @@ class MountRule(Rule):
     # Event kinds this class writes. A remount event (operation=remount, or a mount record whose
     # flags hold ``remount``) is written as ``mount options=(remount, ...) -> /mnt/`` exactly as the
     # corpus does (testcase_remount_01, testcase_mount_02), so RemountRule claims none.
-    event_kinds = ("mount", "remount")
+    events = (EventKind("mount", identity=("path", "srcname", "fstype", "flags"),
+                        match=("path", "srcname", "fstype", "flags"),
+                        fields=("path", "target", "srcname", "fstype", "flags")),
+              EventKind("remount", identity=("path", "srcname", "fstype", "flags"), match=("path", "flags"),
+                        fields=("path", "target", "srcname", "fstype", "flags")))
 
     def __init__(self, fstype: Optional[Cond] = None, options: Optional[List[Cond]] = None,
                  source: Optional[str] = None, mountpoint: Optional[str] = None, audit: bool = False,
@@ -124,7 +128,7 @@ class MountRule(Rule):
     def from_event(cls, event: Dict[str, Any]) -> Optional["MountRule"]:
         """The rule a mount/remount/umount event needs (see module doc)."""
         kind = event.get("kind")
-        if kind not in cls.event_kinds:
+        if kind not in [ek.name for ek in cls.events]:
             return None
         fstype = None
         if event.get("fstype"):
@@ -192,7 +196,7 @@ class RemountRule(MountRule):
     kind = "remount"
     keywords = ("remount",)
     has_source = False
-    event_kinds = ()  # type: Tuple[str, ...]
+    events = ()  # type: Tuple[EventKind, ...]  # remount events are MountRule's (``mount options=(remount)``)
 
 
 class UmountRule(MountRule):
@@ -201,4 +205,5 @@ class UmountRule(MountRule):
     kind = "umount"
     keywords = ("umount", "unmount")
     has_source = False
-    event_kinds = ("umount",)
+    events = (EventKind("umount", identity=("path", "srcname", "fstype", "flags"), match=("path",),
+                        fields=("path", "target", "srcname", "fstype", "flags")),)

@@ -24,7 +24,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil im
     set_covers,
     split_cond,
 )
-from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import Rule, RuleParseError
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import EventKind, Rule, RuleParseError
 
 MQUEUE_ACCESS = frozenset(("create", "open", "delete", "read", "write", "getattr", "setattr"))
 MQUEUE_ALIASES = {"r": ("read",), "w": ("write",), "rw": ("read", "write")}
@@ -36,6 +36,8 @@ class MqueueRule(Rule):
 
     kind = "mqueue"
     keywords = ("mqueue",)
+    events = (EventKind("mqueue", identity=("path", "target", "mask", "class"), match=("path", "mask", "class"),
+                        fields=("path", "target", "owner")),)
 
     def __init__(self, access: Optional[FrozenSet[str]] = None, mq_type: Optional[str] = None,
                  label: Optional[str] = None, name: Optional[str] = None, audit: bool = False,

@@ -30,7 +30,12 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil im
     set_covers,
     split_cond,
 )
-from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import Rule, RuleParseError, abi_tuple
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import (
+    EventKind,
+    Rule,
+    RuleParseError,
+    abi_tuple,
+)
 
 NETWORK_ACCESS = frozenset(("create", "bind", "listen", "accept", "connect", "shutdown", "getattr", "setattr",
                             "getopt", "setopt", "send", "receive"))
@@ -78,6 +83,10 @@ class NetworkRule(Rule):
 
     kind = "network"
     keywords = ("network",)
+    events = (EventKind("network", identity=("family", "sock_type", "protocol", "mask"),
+                        match=("family", "sock_type", "protocol", "mask"),
+                        fields=("family", "sock_type", "protocol", "laddr", "lport", "faddr", "fport", "name",
+                                "target")),)
 
     def __init__(self, access: Optional[FrozenSet[str]] = None, domain: Optional[str] = None,
                  sock_type: Optional[str] = None, protocol: Optional[str] = None, ip: Optional[str] = None,

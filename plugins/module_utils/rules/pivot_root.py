@@ -13,7 +13,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil im
     render_value,
     split_cond,
 )
-from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import Rule, RuleParseError
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import EventKind, Rule, RuleParseError
 
 
 class PivotRootRule(Rule):
@@ -21,6 +21,8 @@ class PivotRootRule(Rule):
 
     kind = "pivot_root"
     keywords = ("pivot_root",)
+    events = (EventKind("pivot_root", identity=("path", "srcname", "fstype", "flags"), match=("path", "srcname"),
+                        fields=("path", "target", "srcname", "fstype", "flags")),)
 
     def __init__(self, oldroot: Optional[str] = None, newroot: Optional[str] = None,
                  target: Optional[str] = None, audit: bool = False, deny: bool = False,

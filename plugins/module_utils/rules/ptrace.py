@@ -20,7 +20,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil im
     set_covers,
     split_cond,
 )
-from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import Rule, RuleParseError
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import EventKind, Rule, RuleParseError
 
 PTRACE_ACCESS = frozenset(("read", "readby", "trace", "tracedby"))
 PTRACE_ALIASES = {"r": ("read",), "w": ("trace",), "rw": ("read", "trace")}
@@ -31,6 +31,8 @@ class PtraceRule(Rule):
 
     kind = "ptrace"
     keywords = ("ptrace",)
+    events = (EventKind("ptrace", identity=("peer", "mask"), match=("peer", "mask"),
+                        fields=("peer", "name", "target")),)
 
     def __init__(self, access: Optional[FrozenSet[str]] = None, peer: Optional[str] = None,
                  audit: bool = False, deny: bool = False, comment: Optional[str] = None) -> None:

@@ -22,7 +22,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil im
     set_covers,
     split_cond,
 )
-from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import Rule, RuleParseError
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import EventKind, Rule, RuleParseError
 
 SIGNAL_ACCESS = frozenset(("send", "receive"))
 SIGNAL_ALIASES = {"r": ("receive",), "read": ("receive",), "w": ("send",), "write": ("send",),
@@ -59,6 +59,8 @@ class SignalRule(Rule):
 
     kind = "signal"
     keywords = ("signal",)
+    events = (EventKind("signal", identity=("signal", "peer", "mask"), match=("signal", "peer", "mask"),
+                        fields=("signal", "peer", "name", "target")),)
 
     def __init__(self, access: Optional[FrozenSet[str]] = None, signals: Optional[FrozenSet[str]] = None,
                  peer: Optional[str] = None, audit: bool = False, deny: bool = False,

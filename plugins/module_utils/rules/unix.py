@@ -29,7 +29,12 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil im
     set_covers,
     split_cond,
 )
-from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import Rule, RuleParseError, abi_tuple
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import (
+    EventKind,
+    Rule,
+    RuleParseError,
+    abi_tuple,
+)
 
 UNIX_ACCESS = frozenset(("create", "bind", "listen", "accept", "connect", "shutdown", "getattr", "setattr",
                          "getopt", "setopt", "send", "receive"))
@@ -53,6 +58,11 @@ class UnixRule(Rule):
 
     kind = "unix"
     keywords = ("unix",)
+    # family and protocol are matched too (docs/decisions.md): they are part of the identity, so a
+    # question never stands for events an answer would then not match
+    events = (EventKind("unix", identity=("family", "sock_type", "protocol", "mask", "addr", "peer_addr", "peer"),
+                        match=("family", "sock_type", "protocol", "mask", "addr", "peer_addr", "peer"),
+                        fields=("family", "sock_type", "protocol", "addr", "peer_addr", "peer", "name", "target")),)
 
     def __init__(self, access: Optional[FrozenSet[str]] = None, sock_type: Optional[str] = None,
                  protocol: Optional[str] = None, addr: Optional[str] = None, label: Optional[str] = None,

@@ -15,7 +15,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil im
     render_access,
     set_covers,
 )
-from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import Rule, RuleParseError
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import EventKind, Rule, RuleParseError
 
 USERNS_ACCESS = frozenset(("create",))
 
@@ -25,6 +25,8 @@ class UsernsRule(Rule):
 
     kind = "userns"
     keywords = ("userns",)
+    events = (EventKind("userns", identity=("path", "target", "mask", "class"), match=("mask",),
+                        fields=("path", "target")),)
 
     def __init__(self, access: Optional[FrozenSet[str]] = None, audit: bool = False, deny: bool = False,
                  comment: Optional[str] = None) -> None:
