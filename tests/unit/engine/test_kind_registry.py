@@ -29,8 +29,8 @@ def test_every_kind_is_declared_exactly_once():
 
 def test_derived_tables_list_the_same_kinds_in_the_same_order():
     order = tuple(ek.name for ek in _declarations())
-    assert events.KINDS == order
-    assert answers.EVENT_KINDS == order
+    assert order == events.KINDS
+    assert order == answers.EVENT_KINDS
     assert tuple(suggest.MATCH_FIELDS_BY_KIND) == order  # status too: its questions match on kind alone
 
 
