@@ -21,6 +21,7 @@ import re
 import time
 
 from ansible_collections.armada.apparmor.plugins.module_utils import events as ev_mod
+from ansible_collections.armada.apparmor.plugins.module_utils.rules import EVENT_KINDS
 
 __metaclass__ = type
 
@@ -359,6 +360,11 @@ def classify(fields, mode):
     return "other"
 
 
+# kinds whose events carry an object path (the record's name=) and an owner flag (rules/<kind>.py declare it)
+_PATH_KINDS = frozenset(name for name, ek in EVENT_KINDS.items() if "path" in ek.fields)
+_OWNER_KINDS = frozenset(name for name, ek in EVENT_KINDS.items() if "owner" in ek.fields)
+
+
 def _set(ev, key, value):
     # type: (Dict[str, Any], str, Any) -> None
     if value is not None:
@@ -387,14 +393,14 @@ def build_event(rec, host=None):
         ev["fsuid"] = fsuid
     if isinstance(ouid, int):
         ev["ouid"] = ouid
-    if isinstance(fsuid, int) and isinstance(ouid, int) and kind in ("file", "exec", "mqueue"):
+    if isinstance(fsuid, int) and isinstance(ouid, int) and kind in _OWNER_KINDS:
         ev["owner"] = fsuid == ouid
     for key in ("info", "class", "execpath", "namespace", "attribute"):
         _set(ev, key, f.get(key))
     if "error" in f:
         ev["error"] = _num(f["error"])
     name = f.get("name")
-    if kind in ("file", "exec", "mount", "umount", "remount", "pivot_root", "mqueue", "userns", "io_uring"):
+    if kind in _PATH_KINDS:
         _set(ev, "path", name)
         _set(ev, "target", f.get("target", f.get("name2")))
     elif kind == "capability":

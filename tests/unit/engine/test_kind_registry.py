@@ -50,9 +50,10 @@ def test_what_a_question_writes_an_answer_can_match(ek):
     assert set(ek.match) <= accepted
     assert set(ek.identity) <= accepted
     assert set(ek.fields) <= accepted
-    # identity fields are fields the event can carry; change_profile/change_hat keep a ``path`` the reader never
-    # sets (always None) because removing it would change every such event's id (ids are stored in answers)
-    legacy = {"path"} if ek.name in ("change_profile", "change_hat") else set()
+    # identity fields are fields the event can carry; change_profile, change_hat, status and other keep a ``path``
+    # the reader never sets (always None) because removing it would change every such event's id (ids are
+    # stored in answers)
+    legacy = {"path"} if ek.name in ("change_profile", "change_hat", "status", "other") else set()
     assert set(ek.identity) - legacy <= set(ek.fields) | set(events.RECORD_FIELDS)
 
 
@@ -106,3 +107,15 @@ def test_unix_questions_match_family_and_protocol():
     rest = other if own is UNIX_TCP else UNIX_TCP
     assert answers.decide(allow, own, own["profile"]).answer is not None
     assert answers.decide(allow, rest, rest["profile"]).answer is None
+
+
+def test_the_reader_sets_path_and_owner_for_the_declaring_kinds():
+    from ansible_collections.armada.apparmor.plugins.module_utils import logparse
+    # docs/events.md: the record's name= is the event's path for file-like, mount-like, mqueue, userns and
+    # io_uring events; owner (fsuid == ouid) is set for file, exec and mqueue events
+    assert logparse._PATH_KINDS == {"file", "exec", "mount", "umount", "remount", "pivot_root", "mqueue", "userns",
+                                    "io_uring"}
+    assert logparse._OWNER_KINDS == {"file", "exec", "mqueue"}
+    rec = {"mode": "ALLOWED", "fields": {"operation": "userns_create", "class": "namespace", "profile": "p",
+                                         "name": "/usr/bin/x", "requested": "userns_create"}}
+    assert logparse.build_event(rec)["path"] == "/usr/bin/x"
