@@ -3,7 +3,7 @@
 Kinds live one per module (``rules/<kind>.py``); each class declares the event kinds it handles
 (``events``: identity, match and event fields, see base.EventKind). Every table about kinds elsewhere
 (events, answers, suggest) is derived from :data:`EVENT_KINDS` here. Adding a kind: its module, one
-line in RULE_CLASSES, its docs (docs/architecture.md, "How to add a rule kind").
+line in RULE_CLASSES, its docs (docs/rule-kinds.md, "Adding a rule kind").
 
 The kinds are imported statically, by full collection path: Ansible's module packer (Ansiballz)
 finds the module_utils a module needs by reading import statements, so a kind loaded through
