@@ -38,7 +38,7 @@ def test_derived_tables_list_the_same_kinds_in_the_same_order():
 def test_each_kind_tables_come_from_its_declaration(ek):
     assert events._IDENTITY[ek.name] == ek.identity
     assert suggest.MATCH_FIELDS_BY_KIND[ek.name] == ek.match
-    assert (ek.name in events._LETTER_MASK_KINDS) is ek.file_rule
+    assert (ek.name in events.LETTER_MASK_KINDS) is ek.file_rule
     assert (ek.name in registry.FILE_RULE_KINDS) is ek.file_rule
 
 
@@ -113,9 +113,9 @@ def test_the_reader_sets_path_and_owner_for_the_declaring_kinds():
     from ansible_collections.armada.apparmor.plugins.module_utils import logparse
     # docs/events.md: the record's name= is the event's path for file-like, mount-like, mqueue, userns and
     # io_uring events; owner (fsuid == ouid) is set for file, exec and mqueue events
-    assert logparse._PATH_KINDS == {"file", "exec", "mount", "umount", "remount", "pivot_root", "mqueue", "userns",
-                                    "io_uring"}
-    assert logparse._OWNER_KINDS == {"file", "exec", "mqueue"}
+    documented = {"file", "exec", "mount", "umount", "remount", "pivot_root", "mqueue", "userns", "io_uring"}
+    assert documented == logparse._PATH_KINDS
+    assert {"file", "exec", "mqueue"} == logparse._OWNER_KINDS
     rec = {"mode": "ALLOWED", "fields": {"operation": "userns_create", "class": "namespace", "profile": "p",
                                          "name": "/usr/bin/x", "requested": "userns_create"}}
     assert logparse.build_event(rec)["path"] == "/usr/bin/x"
