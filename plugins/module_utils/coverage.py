@@ -29,7 +29,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.profile_model impo
     ProfileError,
     ProfileFile,
 )
-from ansible_collections.armada.apparmor.plugins.module_utils.rules import rule_from_event
+from ansible_collections.armada.apparmor.plugins.module_utils.rules import FILE_RULE_KINDS, rule_from_event
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import Rule, RuleParseError
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.file import FileRule, mask_to_perms
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.include import IncludeRule
@@ -404,7 +404,7 @@ class ProfileIndex:
         if rs is None:
             return None
         kind = event.get("kind")
-        if kind in ("file", "exec"):
+        if kind in FILE_RULE_KINDS:
             path = event.get("path")
             if not isinstance(path, str) or not path or "\x00" in path:
                 return None
