@@ -210,8 +210,8 @@ def _strip_escapes_for_var_scan(pattern: str) -> str:
 class _LazyDFA:
     """Linear-time matcher for patterns with several stars.
 
-    Python's backtracking ``re`` needs exponential time for ``/*a*a*a*a*b`` against a long name
-    (56 s for 200 characters), and names come from logs, i.e. from whoever named the file. This
+    Python's backtracking ``re`` needs exponential time for ``/*a*a*a*a*b`` against a long name,
+    and names come from logs, i.e. from whoever named the file. This
     determinises the pattern's automaton on demand: one dict lookup per character. Characters the
     pattern never names all behave alike, so they share one representative.
     """

@@ -1,7 +1,7 @@
 """Which events (or rules) are already covered by a profile and the files it includes.
 
 Why an index: aa-logprof compares every new rule against every existing rule (and every
-abstraction), which is why it needs ~52 s for 6,320 new rules. Here each profile's file rules are
+abstraction): quadratic (docs/benchmarks.md, *Coverage*). Here each profile's file rules are
 bucketed by the literal directory prefix of their (variable-expanded) path pattern, so an event
 path ``/a/b/c`` only meets the rules filed under ``/``, ``/a/``, ``/a/b/`` and the few patterns
 that start with a glob; other kinds are bucketed by kind. Regexes are compiled once.

@@ -298,7 +298,7 @@ def profile_names_many(paths: Sequence[str], parser: str, apparmor_d: str = APPA
     """Names of the profiles of many files (``-N``) in one parser run per CHUNK files, per file.
 
     Why: a parser start costs far more than reading a small file, and Debian 13's apparmor 4.1 ships about
-    100 profile files (one -N per file took minutes per status call on the lab). The parser prints the names
+    100 profile files. The parser prints the names
     file after file (``--jobs=1`` keeps that order); a marker file with a profile named by a random nonce
     after each file tells where one file's names end. A file that yields no names while the run failed
     (its parse error) is left out: the caller asks for it alone and gets that file's own error. Files with

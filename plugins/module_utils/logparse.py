@@ -38,7 +38,7 @@ _STAMP = re.compile(rb"audit\((\d+)\.(\d+):(\d+)\):? ?")
 _TYPE = re.compile(rb"type=(\S+)")
 _NODE = re.compile(rb"(?:^|(?<=\s))node=(\S+) (?=type=)")
 # A key starts at the first letter of a run of name characters: only the run's start is tried, so a long
-# run without "=" costs one pass (trying every position of it was quadratic)
+# run without "=" costs one pass (trying every position of it would be quadratic)
 _KV = re.compile(r"(?<![A-Za-z0-9_-])[0-9-]*([A-Za-z_][A-Za-z0-9_-]*)=(\"[^\"]*\"|'[^']*'|[^\s\"']*)")
 _HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+\Z")
 _MODE_WORD = re.compile(r"^[A-Za-z_]+\Z")

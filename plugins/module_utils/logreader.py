@@ -14,8 +14,7 @@ Why it is built the way it is (speed is a requirement: 10x aa-logprof's reader):
 * Records are folded per *distinct stable rest* with C-level builtins (``Counter.update`` into the
   running totals, ``dict(zip())`` for the last record of each body), so Python code runs once per
   distinct record body per block, not once per line; each distinct body is parsed once
-  (``_template``) and cached. Scan and fold still cost about 2-3 µs of CPU per record in CPython
-  (docs/benchmarks.md has the breakdown and what did not help).
+  (``_template``) and cached (docs/benchmarks.md: where the time goes, what did not help).
 * Every other shape (USER_AVC, journald, syslog dbus lines, old types, ``node=``) goes through the
   general per-line path, which only runs when such lines exist in a block (counted with
   ``bytes.count``). Both paths build events with the same parser, so they agree by construction;
@@ -66,7 +65,7 @@ MAX_SAMPLES = 3
 
 # The dominant shape: stamp, class and body before pid (with its trailing space), pid, rest of the line.
 # The body group ends with a literal space so sre's repeat can jump between spaces when it backs off
-# (a group boundary right after ``[^\n]*`` defeats that and made the scan 1.7x slower). It is greedy, so
+# (a group boundary right after ``[^\n]*`` defeats that). It is greedy, so
 # it splits at the LAST " pid=" of the line; ``_run`` sends a block where any body still holds " pid="
 # to the mixed path, whose ``_FAST_FIRST`` splits at the first one: both give the same groups otherwise.
 _FAST_TAIL = (rb'pid=(\d+)([^\n]*)|( *(?:operation|info|profile|type)=|REJECTING|PERMITTING|AUDITING|LOGPROF-HINT'
@@ -76,7 +75,7 @@ _FAST_FIRST = re.compile(rb'audit\((\d+\.\d+):\d+\): (?:apparmor="([A-Z]+"[^\n]*
 # The second branch of _FAST flags stamped records of the old types (no apparmor=, the class is in
 # the type; or the pre-2.1 free text), and an apparmor= record the first branch cannot take (no pid=):
 # that alternative eats the rest of the line, so a line of many stamps without pid= costs one pass
-# instead of one pass per stamp (it was quadratic: 256 KiB of stamps took 24 s).
+# instead of one pass per stamp (quadratic).
 # A block whose apparmor= count equals the fast matches, without that flag and without node=,
 # needs no per-line work at all; any other block takes the mixed path.
 

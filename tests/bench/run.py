@@ -4,6 +4,8 @@
 Each bench script is run with this interpreter from the checkout root and prints one markdown
 section on stdout; this runner adds a header (date, machine, load) and the command that produced
 each section. A failing script gets its error in the document instead of silently missing.
+Everything from the NOTES marker to the end of the existing document is hand-written (history, results
+no script produces) and is kept as it is.
 
 Usage: tests/bench/run.py [--only NAME] [--out docs/benchmarks.md] [-- extra args for the scripts]
 """
@@ -17,6 +19,19 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NOTES = "<!-- hand-written notes: tests/bench/run.py keeps everything below this line -->"
+
+
+def kept_notes(path):
+    # type: (str) -> str
+    """The hand-written tail of the existing document, marker included ("" when there is none)."""
+    try:
+        with open(path) as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        return ""
+    at = text.find(NOTES)
+    return text[at:] if at >= 0 else ""
 
 
 def machine():
@@ -65,6 +80,9 @@ def main():
         parts.append("_Produced by `%s` in %.0f s._\n" % (" ".join(os.path.relpath(c, ROOT) if c == sys.executable
                                                                     else c for c in cmd), took))
         sys.stderr.write("%s: %s in %.0f s\n" % (rel, "ok" if proc.returncode == 0 else "FAILED", took))
+    notes = kept_notes(args.out)
+    if notes:
+        parts.append(notes.rstrip("\n") + "\n")
     with open(args.out + ".tmp", "w") as fh:
         fh.write("\n".join(parts))
     os.replace(args.out + ".tmp", args.out)

@@ -69,7 +69,7 @@ FILE_RULE_KINDS = tuple(name for name, ek in EVENT_KINDS.items() if ek.file_rule
 
 
 # Leading keyword (after qualifiers) -> kinds that declare it, for a fast dispatch: profiles hold
-# thousands of rules and asking every kind's can_parse in turn dominated parse time.
+# thousands of rules, and asking every kind's can_parse in turn would dominate parse time.
 _HEAD_RE = re.compile(r"^\s*(?:(?:audit|deny|allow|owner|priority=\S+)\s+)*([^\s,(=]+)")
 _BY_KEYWORD = {}  # type: Dict[str, List[Type[Rule]]]
 for _cls in RULE_CLASSES:
