@@ -50,6 +50,22 @@ def test_role_argument_specs_render():
             assert spec.get("description"), (name, opt)
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_role_readme_names_the_options_of_its_argument_spec(role):
+    """The README's variables table, meta/argument_specs.yml and defaults/main.yml are written by hand:
+    they name the same variables (a renamed or new option missing from one of them fails here)."""
+    with open(os.path.join(ROOT, "roles", role, "README.md")) as handle:
+        table = set(re.findall(r"^\| `([a-z][a-z0-9_]*)` \|", handle.read(), re.M))
+    with open(os.path.join(ROOT, "roles", role, "meta", "argument_specs.yml")) as handle:
+        specs = yaml.safe_load(handle)["argument_specs"]
+    options = set().union(*(set(entry.get("options") or {}) for entry in specs.values()))
+    with open(os.path.join(ROOT, "roles", role, "defaults", "main.yml")) as handle:
+        defaults = set(yaml.safe_load(handle) or {})
+    assert options, role
+    assert table == options, ("README only", sorted(table - options), "argument spec only", sorted(options - table))
+    assert defaults <= options, ("defaults without an argument spec", sorted(defaults - options))
+
+
 def test_role_argument_spec_is_enforced(tmp_path):
     """A wrong type stops the role before its first task (nothing on the host is touched)."""
     play = [{"hosts": "localhost", "gather_facts": False, "roles": [
