@@ -1,13 +1,12 @@
 """The enforce role's plan on a host whose profile file does not parse: the skip reason must say why.
 
-The status module runs for real on a fixture tree with the real parser; the plan is the role's own
-template (roles/enforce/templates/plan.j2), rendered by ansible-playbook with the role's inputs.
+The status module runs for real on a fixture tree with the real parser; the plan is the role's own filter
+(armada.apparmor.enforce_plan), run by ansible-playbook with the role's inputs.
 """
 import os
 
-from aa_playbook import ROOT, make_tree, run_tasks
+from aa_playbook import make_tree, run_tasks
 
-PLAN = os.path.join(ROOT, "roles", "enforce", "templates", "plan.j2")
 PROFILE = """abi <abi/3.0>,
 include <tunables/global>
 profile armada-plan /usr/local/bin/armada-plan {
@@ -24,7 +23,9 @@ def plan_for(tmp_path, tree):
     (sfs / "profiles").write_text("")
     status, plan = run_tasks(tmp_path, [
         {"armada.apparmor.status": {"apparmor_d": tree, "securityfs": str(sfs), "check_drift": False}},
-        {"ansible.builtin.set_fact": {"plan": "{{ lookup('ansible.builtin.template', '%s') | from_json }}" % PLAN},
+        {"ansible.builtin.set_fact": {"plan": "{{ enforce_status | armada.apparmor.enforce_plan(enforce_record, "
+                                              "apparmor_enforce_programs, apparmor_enforce_profiles, "
+                                              "apparmor_enforce_force | bool) }}"},
          "vars": {"enforce_status": "{{ r0 }}", "enforce_record": {}, "apparmor_enforce_programs": [],
                   "apparmor_enforce_profiles": ["armada-plan"], "apparmor_enforce_force": False}},
     ])
