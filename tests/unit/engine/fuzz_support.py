@@ -6,23 +6,16 @@ Nothing here computes an expected value; expectations are written in the tests f
 and the kernel's audit encoding.
 """
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
 from typing import List, Tuple
 
+from aa_support import FEATURES, PARSER
 from hypothesis import strategies as st
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 #: Cases per kind: ``make fuzz`` sets 10000; ``make test`` runs the default.
 EXAMPLES = int(os.environ.get("ARMADA_FUZZ_EXAMPLES", "200"))
-#: The lab kernel's features (written by the lab engineer); else the ABI 3.0 file the apparmor package ships.
-FEATURES = next((p for p in (os.path.join(ROOT, "tests", "fixtures", "lab-features.abi"), "/etc/apparmor.d/abi/3.0")
-                 if os.path.exists(p)), None)
-PARSER = shutil.which("apparmor_parser") or ("/sbin/apparmor_parser" if os.path.exists("/sbin/apparmor_parser")
-                                             else None)
 
 #: ``render``: {kind: {"tried": n, "compiled": n, "parse_back_only": n, "refused": n, "note": str}}
 #: ``reader``: {"cases": n, "lines": n, "bad_lines": n, ...}
