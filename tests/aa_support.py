@@ -6,6 +6,7 @@ each suite adds the characters its own subject cares about. Nothing here decides
 """
 import os
 import shutil
+from typing import Callable, List, Sequence, Tuple, TypeVar
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: The lab kernel's features (written by ``tests/lab/lab features``), else the ABI 3.0 file the apparmor
@@ -24,3 +25,27 @@ HOSTILE_TEXT = [" ", "\t", "\r", "\x7f", "\u2028", "\x85", "\udcff", "é", "日"
 #: Rule syntax ('(', ')', '=', '->') and plain characters, so names also look like real names.
 HOSTILE_PLAIN = ["(", ")", "=", "-", ">", "/", "$", "a", "0", ".", ":"]
 HOSTILE = HOSTILE_SYNTAX + HOSTILE_TEXT + HOSTILE_PLAIN
+
+T = TypeVar("T")
+
+
+def bisect_failures(items: Sequence[T], compile_chunk: Callable[[Sequence[T]], Tuple[bool, str]],
+                    batch: int) -> List[Tuple[T, str]]:
+    """Compile ``items`` ``batch`` at a time with ``compile_chunk``; split a failing chunk in halves until
+    each failing item stands alone. Returns [(item, parser error)]: a rejection is never dropped."""
+    bad = []  # type: List[Tuple[T, str]]
+
+    def run(chunk: Sequence[T]) -> None:
+        ok, err = compile_chunk(chunk)
+        if ok:
+            return
+        if len(chunk) == 1:
+            bad.append((chunk[0], err))
+            return
+        mid = len(chunk) // 2
+        run(chunk[:mid])
+        run(chunk[mid:])
+
+    for start in range(0, len(items), batch):
+        run(items[start:start + batch])
+    return bad

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 from typing import Dict, List, Tuple
 
-from aa_support import FEATURES, PARSER, PARSER_MISSING
+from aa_support import FEATURES, PARSER, PARSER_MISSING, bisect_failures
 from aa_support import HOSTILE as HOSTILE_ALPHABET
 from armada_corpus import corpus_dir
 from hypothesis import strategies as st
@@ -91,19 +91,4 @@ def check_compiles(text: str, queue: List[str]) -> None:
 
 def compile_queue(queue: List[str], batch: int = 500) -> List[Tuple[str, str]]:
     """Compile queued lines in batches; return [(line, parser error)] for every line that fails."""
-    bad = []  # type: List[Tuple[str, str]]
-
-    def run(lines: List[str]) -> None:
-        ok, err = compile_rules(lines)
-        if ok:
-            return
-        if len(lines) == 1:
-            bad.append((lines[0], err))
-            return
-        mid = len(lines) // 2
-        run(lines[:mid])
-        run(lines[mid:])
-
-    for start in range(0, len(queue), batch):
-        run(queue[start:start + batch])
-    return bad
+    return bisect_failures(queue, compile_rules, batch)
