@@ -287,10 +287,6 @@ class Runner:
         old_prof_text = old_prof.decode("utf-8", "surrogateescape")
         old_local = fileops.read_bytes(local_full)
         old_local_text = None if old_local is None else old_local.decode("utf-8", "surrogateescape")
-        try:
-            local = profile_model.LocalInclude.parse(old_local_text or "", local_full)
-        except profile_model.ProfileError as exc:
-            self.fail("cannot read the local include %s (fix or remove it): %s" % (local_full, exc))
         target = p["target"]
         if target == "auto":
             target = "local" if host.package_owner(full) else "profile"
@@ -310,6 +306,7 @@ class Runner:
         pf = profile_model.ProfileFile.parse(old_prof_text, full)
         if pf.find(p["profile"]) is None:
             self.fail("%s does not define profile %s" % (full, p["profile"]))
+        local = None  # the local/ include's model, read when the task adds or removes rules there
         if p["state"] == "present":
             index = coverage.ProfileIndex.from_text(old_prof_text, self.apparmor_d, full) if p["skip_covered"] else None
             for prof_name, rules in groups:
@@ -328,6 +325,7 @@ class Runner:
                 if not wanted:
                     continue
                 if prof_name == p["profile"] and target == "local":
+                    local = local or self._local_include(old_local_text, local_full)
                     added = local.append_rules(wanted, abi, p["comment"])
                     self.result["added"].extend({"profile": prof_name, "text": t, "file": local_full} for t in added)
                     if added:
@@ -339,11 +337,12 @@ class Runner:
             for prof_name, rules in groups:
                 removed = pf.remove_rules(prof_name, rules, abi)
                 self.result["removed"].extend({"profile": prof_name, "text": t, "file": full} for t in removed)
-                if prof_name == p["profile"]:
+                if prof_name == p["profile"] and old_local_text is not None:
+                    local = local or self._local_include(old_local_text, local_full)
                     gone = local.remove_rules(None, rules, abi)
                     self.result["removed"].extend({"profile": prof_name, "text": t, "file": local_full} for t in gone)
         new_prof_text = pf.render()
-        local_text = local.render() if local.render() != (old_local_text or "") else old_local_text
+        local_text = old_local_text if local is None or local.render() == (old_local_text or "") else local.render()
         changes = {}
         if new_prof_text != old_prof_text:
             changes[rel] = new_prof_text.encode("utf-8", "surrogateescape")
@@ -382,6 +381,15 @@ class Runner:
             except host.HostError as exc:
                 stuck = hostops.put_back(sorted(changes), {rel: old_prof, local_rel: old_local}, self.apparmor_d)
                 self.fail("reloading %s failed; %s: %s" % (full, hostops.put_back_note(stuck), exc))
+
+    def _local_include(self, text, path):
+        """The model of the local/ include (empty when the file does not exist yet)."""
+        from ansible_collections.armada.apparmor.plugins.module_utils import profile_model
+
+        try:
+            return profile_model.LocalInclude.parse(text or "", path)
+        except profile_model.ProfileError as exc:
+            self.fail("cannot read the local include %s (fix or remove it): %s" % (path, exc))
 
 
 def main():
