@@ -64,7 +64,7 @@ options:
         change, so two runs on one host never interleave - M(armada.apparmor.profile), M(armada.apparmor.rules)
         and M(armada.apparmor.backup) from reading the files they change to the last write, reload, backup or
         restore (lost rules, a reload of a half-edited profile); M(armada.apparmor.denials) with C(since) from
-        loading the cursor to committing it.
+        loading the cursor to committing it; M(armada.apparmor.state) while it writes its files.
       - When another run holds the lock, wait this many seconds, then fail with a message naming that run (pid,
         start time, what it does); nothing is changed.
     type: float
