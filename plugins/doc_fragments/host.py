@@ -60,10 +60,13 @@ options:
 options:
   lock_timeout:
     description:
-      - Outside check mode, the task holds the host-wide armada.apparmor lock from reading the files it changes
-        to the last write, reload, backup or restore, so two runs on one host never interleave (lost rules, a
-        reload of a half-edited profile). When another run holds the lock, wait this many seconds, then fail with
-        a message naming that run (pid, start time, what it does); nothing is changed.
+      - Outside check mode, a task that changes the host holds the host-wide armada.apparmor lock for the whole
+        change, so two runs on one host never interleave - M(armada.apparmor.profile), M(armada.apparmor.rules)
+        and M(armada.apparmor.backup) from reading the files they change to the last write, reload, backup or
+        restore (lost rules, a reload of a half-edited profile); M(armada.apparmor.denials) with C(since) from
+        loading the cursor to committing it; M(armada.apparmor.state) while it writes its files.
+      - When another run holds the lock, wait this many seconds, then fail with a message naming that run (pid,
+        start time, what it does); nothing is changed.
     type: float
     default: 10
   lock_file:

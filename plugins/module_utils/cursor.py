@@ -19,10 +19,11 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 import zlib
 from typing import Any, Dict
+
+from ansible_collections.armada.apparmor.plugins.module_utils import fileops
 
 #: Where cursors live on a host unless the caller names another directory.
 DEFAULT_CURSOR_DIR = "/var/lib/armada-apparmor/cursors"
@@ -88,39 +89,6 @@ def parse_token(token: str) -> Dict[str, Any]:
     return payload
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` so a reader sees the old file or the new one, never a partial one.
-
-    Temp file in the same directory (same filesystem), fsync, rename, fsync of the directory.
-    Kept local so the cursor has no dependency beyond the standard library.
-    """
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dfd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
-
-
 class CursorStore:
     """Cursor files in one directory: ``<directory>/<name>.json``, one JSON object each.
 
@@ -168,7 +136,10 @@ class CursorStore:
         if not os.path.isdir(self.directory):
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
         doc = {"version": VERSION, "name": name, "updated": int(time.time()), "sources": sources}
-        atomic_write(path, json.dumps(doc, sort_keys=True, indent=1).encode("utf-8") + b"\n")
+        try:
+            fileops.atomic_write(path, json.dumps(doc, sort_keys=True, indent=1).encode("utf-8") + b"\n", mode=0o600)
+        except fileops.FileOpError as exc:
+            raise CursorError("cannot write cursor %s: %s" % (path, exc)) from None
 
     def _lock(self, name: str) -> int:
         """Take an exclusive lock for ``name`` so two concurrent commits cannot interleave."""

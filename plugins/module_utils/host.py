@@ -26,7 +26,8 @@ PARSER_CONF = "/etc/apparmor/parser.conf"
 PROC = "/proc"
 # Modes a profile file can declare (profile flags or links) -- the `profile` module's choices.
 FILE_MODES = ("enforce", "complain", "audit", "kill", "unconfined", "disabled")
-# Flags that are modes; only one of them is kept in a header (audit is a separate flag in AppArmor).
+# Flags that are modes; only one of them is kept in a header (audit is a separate flag in AppArmor;
+# "enforce" is the absence of the others: AppArmor 3.x has no such flag, aa-enforce removes "complain").
 MODE_FLAGS = ("complain", "kill", "unconfined", "prompt", "default_allow", "enforce")
 # Stubs shipped to keep programs unconfined until their profile is ready: never bulk-switch them.
 STUB_FLAGS = ("unconfined", "prompt", "default_allow")
@@ -97,14 +98,8 @@ def kernel_state(securityfs: str = SECURITYFS, module_param: str = MODULE_ENABLE
     Reads the module parameter and securityfs directly (never ``aa-status``, which prints nothing
     when AppArmor is absent).
     """
-    param = None
-    try:
-        # the module parameter describes the real securityfs only (a test tree stands on its own)
-        if os.path.abspath(securityfs) == SECURITYFS:
-            with open(module_param) as handle:
-                param = handle.read().strip()
-    except OSError:
-        param = None
+    # the module parameter describes the real securityfs only (a test tree stands on its own)
+    param = _module_param(module_param) if os.path.abspath(securityfs) == SECURITYFS else None
     present = os.path.isfile(os.path.join(securityfs, "profiles"))
     if present and param in (None, "Y"):
         return {"available": True, "enabled": True, "reason": ""}
@@ -115,6 +110,35 @@ def kernel_state(securityfs: str = SECURITYFS, module_param: str = MODULE_ENABLE
     else:
         reason = "the kernel has no AppArmor (%s missing)" % os.path.join(securityfs, "profiles")
     return {"available": param is not None, "enabled": False, "reason": reason}
+
+
+def apparmor_status(root: str = "/") -> Dict[str, Any]:
+    """Whether the kernel has AppArmor enabled (its module parameter), as ``{"enabled", "reason"}``;
+    never raises. Unlike :func:`kernel_state` it needs no securityfs: the log readers ask whether the
+    kernel can log AppArmor records at all, so a host that produces no events can say why."""
+    enabled_file = _under(root, MODULE_ENABLED)
+    value = _module_param(enabled_file)
+    if value is None:
+        return {"enabled": False, "reason": "the kernel has no AppArmor (%s is missing)" % enabled_file}
+    if value != "Y":
+        return {"enabled": False, "reason": "AppArmor is built in but disabled (enabled=%s)" % value}
+    if not os.path.isdir(_under(root, SECURITYFS)):
+        return {"enabled": True, "reason": "AppArmor is enabled; securityfs is not mounted"}
+    return {"enabled": True, "reason": "AppArmor is enabled"}
+
+
+def _under(root: str, path: str) -> str:
+    """``path`` inside an alternative root (``/`` means the real one)."""
+    return path if root in ("", "/") else os.path.join(root, path.lstrip("/"))
+
+
+def _module_param(path: str) -> Optional[str]:
+    """The AppArmor module's ``enabled`` parameter (``Y``/``N``); None when the kernel has no such module."""
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
 
 
 def loaded_profiles(securityfs: str = SECURITYFS) -> Dict[str, str]:

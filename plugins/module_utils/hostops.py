@@ -12,7 +12,7 @@ Pure standard library, Python 3.8+.
 import os
 import shutil
 import tempfile
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 from ansible_collections.armada.apparmor.plugins.module_utils import fileops, host
 
@@ -76,21 +76,37 @@ def write_changes(changes: Dict[str, Optional[bytes]], apparmor_d: str = host.AP
         except fileops.FileOpError as exc:
             if old is None or not done:
                 raise
-            stuck = []
-            for prev in reversed(done):
-                try:
-                    if old.get(prev) is None:
-                        fileops.remove(os.path.join(apparmor_d, prev))
-                    else:
-                        fileops.atomic_write(os.path.join(apparmor_d, prev), old[prev])
-                except fileops.FileOpError as undo:
-                    stuck.append(str(undo))
+            stuck = put_back(reversed(done), old, apparmor_d)
             if stuck:
                 raise fileops.FileOpError("%s; and the files already written could not be put back: %s"
                                           % (exc, "; ".join(stuck))) from exc
             raise fileops.FileOpError("%s; %s was put back, nothing was changed"
                                       % (exc, ", ".join(os.path.join(apparmor_d, r) for r in done))) from exc
     return done
+
+
+def put_back(rels: Iterable[str], old: Dict[str, Optional[bytes]], apparmor_d: str = host.APPARMOR_D) -> List[str]:
+    """Restore each file (relative to ``apparmor_d``) to its previous contents, ``old[rel]`` (None: it did
+    not exist, so remove it) - the undo of a change the parser or the disk refused half-way.
+
+    Goes on past a file it cannot restore and returns those errors (empty: everything is as it was)."""
+    stuck = []  # type: List[str]
+    for rel in rels:
+        try:
+            if old.get(rel) is None:
+                fileops.remove(os.path.join(apparmor_d, rel))
+            else:
+                fileops.atomic_write(os.path.join(apparmor_d, rel), old[rel])  # type: ignore[arg-type]
+        except fileops.FileOpError as exc:
+            stuck.append(str(exc))
+    return stuck
+
+
+def put_back_note(stuck: Sequence[str]) -> str:
+    """What the user is told after :func:`put_back`."""
+    if not stuck:
+        return "the previous files were put back"
+    return "the previous files could NOT all be put back (restore them from the snapshot): %s" % "; ".join(stuck)
 
 
 def profile_file_for(name: str, apparmor_d: str, parser: Optional[str]) -> Optional[str]:

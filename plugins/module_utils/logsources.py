@@ -182,25 +182,6 @@ def journal_available(root: str = "/", journal_directory: Optional[str] = None) 
     return False
 
 
-def apparmor_status(root: str = "/") -> Dict[str, Any]:
-    """Whether the kernel has AppArmor enabled, from sysfs; never raises.
-
-    Returned as ``{"enabled": bool, "reason": str}`` so the module can say clearly why a host
-    produces no events.
-    """
-    enabled_file = _under(root, "/sys/module/apparmor/parameters/enabled")
-    try:
-        with open(enabled_file) as fh:
-            value = fh.read().strip()
-    except OSError:
-        return {"enabled": False, "reason": "the kernel has no AppArmor (%s is missing)" % enabled_file}
-    if value != "Y":
-        return {"enabled": False, "reason": "AppArmor is built in but disabled (enabled=%s)" % value}
-    if not os.path.isdir(_under(root, "/sys/kernel/security/apparmor")):
-        return {"enabled": True, "reason": "AppArmor is enabled; securityfs is not mounted"}
-    return {"enabled": True, "reason": "AppArmor is enabled"}
-
-
 def resolve_sources(requested: Sequence[str], root: str = "/",
                     journal_directory: Optional[str] = None) -> Tuple[List[Source], List[str]]:
     """Turn the ``sources`` option into Source objects; return them and notes on the choice.

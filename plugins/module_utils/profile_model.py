@@ -22,12 +22,10 @@ from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import (
     quote_path,
     unquote,
 )
+from ansible_collections.armada.apparmor.plugins.module_utils.host import MODE_FLAGS
 from ansible_collections.armada.apparmor.plugins.module_utils.rules import parse_rule
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import Rule, RuleParseError, tokenize
 
-# Profile modes that are mutually exclusive header flags. "enforce" is the absence of the others
-# (AppArmor 3.x has no "enforce" flag; aa-enforce removes "complain").
-MODE_FLAGS = ("complain", "kill", "unconfined", "prompt", "enforce", "default_allow")
 KNOWN_MODES = ("enforce", "complain", "kill", "unconfined", "prompt")
 
 _INCLUDE_RE = re.compile(r'^(?:#include|include)(\s+if\s+exists)?\s+(<[^>\n]*>|"(?:\\.|[^"\\])*"|[^\s#]+)\s*(?:#.*)?$')
@@ -314,9 +312,45 @@ class ProfileFile:
 
     # ---- edits ---------------------------------------------------------------------------------
     def _splice(self, start: int, end: int, new: str) -> None:
-        text = self.text[:start] + new + self.text[end:]
-        fresh = ProfileFile.parse(text, self.path)
+        self._reparse(self.text[:start] + new + self.text[end:])
+
+    def _reparse(self, text: str) -> None:
+        """Take ``text`` as the file's new content: every offset and profile is re-read from it."""
+        fresh = type(self).parse(text, self.path)
         self.__dict__.update(fresh.__dict__)
+
+    def remove_rules(self, profile: Optional[str], rules: Sequence[Rule], abi: str = "3.0") -> List[str]:
+        """Remove from one profile's body the statements that are one of ``rules``: rules equal to one
+        (however quoted or spaced) and lines whose text is one's rendering for ``abi`` or 3.0 (an include
+        line too). Returns the statements removed, in file order."""
+        prof = self.find(profile)
+        if prof is None:
+            return []
+        return self._remove_statements(prof.rules, prof.includes, rules, abi)
+
+    def _remove_statements(self, body: Sequence[ProfileRule], includes: Sequence[Include], rules: Sequence[Rule],
+                           abi: str) -> List[str]:
+        """Cut the matching statements out of the text: the whole line when the statement stands alone on
+        it (a trailing comment goes with it), else only the statement."""
+        wanted = set(rules)
+        keys = {rule_key(r.render(abi)) for r in rules} | {rule_key(r.render("3.0")) for r in rules}
+        hits = [pr.statement for pr in body if pr.rule in wanted or rule_key(pr.text) in keys]
+        hits += [inc.statement for inc in includes if rule_key(inc.statement.text) in keys]
+        text = self.text
+        removed = []  # type: List[str]
+        for stmt in sorted(hits, key=lambda s: s.start, reverse=True):
+            start, end = stmt.start, stmt.end
+            line_start = text.rfind("\n", 0, start) + 1
+            line_end = text.find("\n", end)
+            line_end = len(text) if line_end < 0 else line_end + 1
+            rest = text[end:line_end].strip()
+            if text[line_start:start].strip() == "" and (rest == "" or rest.startswith("#")):
+                start, end = line_start, line_end
+            text = text[:start] + text[end:]
+            removed.append(stmt.text.strip())
+        if removed:
+            self._reparse(text)
+        return list(reversed(removed))
 
     def add_rules(self, profile: Optional[str], rules: Sequence[Union[Rule, str]], abi: str = "3.0",
                   comment: Optional[str] = None, create: bool = False) -> List[str]:
@@ -424,6 +458,46 @@ class ProfileFile:
         if prof is None:
             raise ProfileError("profile %r not found" % (profile,))
         return list(prof.walk()) if recursive else [prof]
+
+
+class LocalInclude(ProfileFile):
+    """A ``local/<file>`` include: rules outside any profile block, which the profile pulls in with
+    ``include if exists <local/<file>>`` (package upgrades never touch it). Parsed with the profile
+    grammar, so a ``#`` inside a path (``/srv/#cache/** r,``) is part of the rule, not a comment."""
+
+    def append_rules(self, rules: Sequence[Rule], abi: str = "3.0", comment: Optional[str] = None) -> List[str]:
+        """Append, rendered for ``abi``, the rules the file does not have yet (an equal rule, or a line
+        of the same text), under a ``# comment`` line when given. Returns the lines added."""
+        have = {pr.rule for pr in self.toplevel_rules if pr.rule is not None}
+        existing = {rule_key(x.statement.text) for x in list(self.toplevel_rules) + list(self.includes)}
+        added = []  # type: List[str]
+        for rule in rules:
+            line = rule.render(abi)
+            if rule in have or rule_key(line) in existing:
+                continue
+            have.add(rule)
+            existing.add(rule_key(line))
+            added.append(line)
+        if not added:
+            return []
+        text = self.text
+        if text and not text.endswith("\n"):
+            text += "\n"
+        head = "# %s\n" % " ".join(comment.splitlines()) if comment else ""
+        self._reparse(text + head + "".join(line + "\n" for line in added))
+        return added
+
+    def remove_rules(self, profile: Optional[str], rules: Sequence[Rule], abi: str = "3.0") -> List[str]:
+        """Remove the statements that are one of ``rules`` (as :meth:`ProfileFile.remove_rules`);
+        ``profile`` must be None: an include file's rules belong to whichever profile includes it."""
+        if profile is not None:
+            raise ProfileError("a local include has no profile %r" % (profile,))
+        return self._remove_statements(self.toplevel_rules, self.includes, rules, abi)
+
+
+def rule_key(text: str) -> str:
+    """Whitespace- and trailing-comma-insensitive form of a rule line, for comparisons."""
+    return " ".join(text.strip().rstrip(",").split())
 
 
 def check_hat_name(name: str) -> str:

@@ -179,7 +179,7 @@ import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.armada.apparmor.plugins.module_utils import backup, host  # noqa: E402
+from ansible_collections.armada.apparmor.plugins.module_utils import argspec, backup, host  # noqa: E402
 from ansible_collections.armada.apparmor.plugins.module_utils import lock as lock_mod  # noqa: E402
 
 DIFF_LIMIT = 256 * 1024
@@ -206,12 +206,7 @@ def main():
             max_age_days=dict(type="int", default=backup.DEFAULT_MAX_AGE_DAYS),
             reload=dict(type="bool", default=True),
             validate=dict(type="bool", default=True),
-            apparmor_d=dict(type="path", default=host.APPARMOR_D),
-            securityfs=dict(type="path", default=host.SECURITYFS),
-            parser=dict(type="path"),
-            features_file=dict(type="path"),
-            lock_timeout=dict(type="float", default=10.0),
-            lock_file=dict(type="path"),
+            **argspec.host_options(), **argspec.lock_options(),
         ),
         supports_check_mode=True,
     )

@@ -32,6 +32,8 @@ description:
     in RV(apparmor) and RV(sources); the task fails for it only with O(fail_on_missing=true).
 author:
   - armada.apparmor developers (@armada)
+extends_documentation_fragment:
+  - armada.apparmor.host.LOCK
 options:
   sources:
     description:
@@ -148,17 +150,6 @@ options:
         both are only reported.
     type: bool
     default: false
-  lock_timeout:
-    description:
-      - With O(since) (outside check mode), the task holds the host-wide armada.apparmor lock from loading the
-        cursor to committing it, so two runs on one host cannot race on it. When another run holds the lock,
-        wait this many seconds, then fail with a message naming that run (pid, start time, what it does).
-    type: float
-    default: 10
-  lock_file:
-    description:
-      - The host-wide lock file (shared by every armada.apparmor module). Default - C(/run/armada-apparmor.lock).
-    type: path
 attributes:
   check_mode:
     support: full
@@ -337,9 +328,9 @@ import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.armada.apparmor.plugins.module_utils import argspec, host, logsources  # noqa: E402
 from ansible_collections.armada.apparmor.plugins.module_utils import cursor as cursor_mod  # noqa: E402
 from ansible_collections.armada.apparmor.plugins.module_utils import lock as lock_mod  # noqa: E402
-from ansible_collections.armada.apparmor.plugins.module_utils import logsources  # noqa: E402
 from ansible_collections.armada.apparmor.plugins.module_utils.logreader import LogReader  # noqa: E402
 
 MODES = ["DENIED", "ALLOWED", "AUDIT", "KILLED", "HINT", "STATUS", "ERROR"]
@@ -403,8 +394,7 @@ def main():
             cursor_dir=dict(type="path", default=cursor_mod.DEFAULT_CURSOR_DIR),
             journal_directory=dict(type="path"),
             fail_on_missing=dict(type="bool", default=False),
-            lock_timeout=dict(type="float", default=10.0),
-            lock_file=dict(type="path"),
+            **argspec.lock_options(),
         ),
         mutually_exclusive=[["commit", "commit_token"], ["position", "since"]],
         required_by={"commit_token": "since"},
@@ -442,9 +432,9 @@ def _run(module, store):
         module.exit_json(changed=res["changed"], cursor={"name": p["since"], "token": p["commit_token"],
                                                          "committed": res["changed"], "existed": True},
                          events=[], stats={}, sources=[], source_notes=[], covered={"active": False},
-                         source_trust={}, apparmor=logsources.apparmor_status(), position=None, transfer={})
+                         source_trust={}, apparmor=host.apparmor_status(), position=None, transfer={})
 
-    apparmor = logsources.apparmor_status()
+    apparmor = host.apparmor_status()
     try:
         srcs, notes = logsources.resolve_sources(p["sources"], journal_directory=p["journal_directory"])
     except ValueError as exc:

@@ -163,7 +163,7 @@ import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.armada.apparmor.plugins.module_utils import backup, fileops, host, hostops  # noqa: E402
+from ansible_collections.armada.apparmor.plugins.module_utils import argspec, backup, fileops, host, hostops  # noqa: E402
 from ansible_collections.armada.apparmor.plugins.module_utils import lock as lock_mod  # noqa: E402
 
 
@@ -349,13 +349,9 @@ class Runner:
             self.result["kernel"] = [self.kernel_op(op) for op in kernel_ops]
         except host.HostError as exc:
             # the kernel refused: put the old file and links back so the host is as it was
-            if file_changed:
-                if old_bytes is None:
-                    fileops.remove(self.full)
-                else:
-                    fileops.atomic_write(self.full, old_bytes)
+            stuck = hostops.put_back([self.rel] if file_changed else [], {self.rel: old_bytes}, self.apparmor_d)
             self.set_links(old_disabled, old_forced)
-            self.fail("loading %s failed; the previous file was put back: %s" % (self.full, exc))
+            self.fail("loading %s failed; %s: %s" % (self.full, hostops.put_back_note(stuck), exc))
 
     def refuse_stub_switch(self):
         """Fail before anything else when the existing file declares an unconfined/prompt/default_allow stub
@@ -469,16 +465,7 @@ def main():
             mode=dict(type="str", choices=list(host.FILE_MODES)),
             reload=dict(type="bool", default=True),
             force=dict(type="bool", default=False),
-            apparmor_d=dict(type="path", default=host.APPARMOR_D),
-            securityfs=dict(type="path", default=host.SECURITYFS),
-            parser=dict(type="path"),
-            features_file=dict(type="path"),
-            backup=dict(type="bool", default=True),
-            backup_dir=dict(type="path", default=backup.BACKUP_DIR),
-            backup_keep=dict(type="int", default=backup.DEFAULT_KEEP),
-            backup_max_age_days=dict(type="int", default=backup.DEFAULT_MAX_AGE_DAYS),
-            lock_timeout=dict(type="float", default=10.0),
-            lock_file=dict(type="path"),
+            **argspec.host_options(), **argspec.backup_options(), **argspec.lock_options(),
         ),
         required_one_of=[["name", "path"]],
         mutually_exclusive=[["content", "src"]],

@@ -189,13 +189,8 @@ import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.armada.apparmor.plugins.module_utils import backup, fileops, host, hostops  # noqa: E402
+from ansible_collections.armada.apparmor.plugins.module_utils import argspec, backup, fileops, host, hostops  # noqa: E402
 from ansible_collections.armada.apparmor.plugins.module_utils import lock as lock_mod  # noqa: E402
-
-
-def _norm(text):
-    """Whitespace- and trailing-comma-insensitive form of a rule line, for comparisons."""
-    return " ".join(text.strip().rstrip(",").split())
 
 
 def _items(values, where):
@@ -311,7 +306,7 @@ class Runner:
         pf = profile_model.ProfileFile.parse(old_prof_text, full)
         if pf.find(p["profile"]) is None:
             self.fail("%s does not define profile %s" % (full, p["profile"]))
-        local_text = old_local_text
+        local = None  # the local/ include's model, read when the task adds or removes rules there
         if p["state"] == "present":
             index = coverage.ProfileIndex.from_text(old_prof_text, self.apparmor_d, full) if p["skip_covered"] else None
             for prof_name, rules in groups:
@@ -330,7 +325,8 @@ class Runner:
                 if not wanted:
                     continue
                 if prof_name == p["profile"] and target == "local":
-                    local_text, added = self._append_local(local_text, [r.render(abi) for r in wanted], p["comment"])
+                    local = local or self._local_include(old_local_text, local_full)
+                    added = local.append_rules(wanted, abi, p["comment"])
                     self.result["added"].extend({"profile": prof_name, "text": t, "file": local_full} for t in added)
                     if added:
                         pf.add_include(p["profile"], "local/" + rel, if_exists=True)
@@ -339,13 +335,14 @@ class Runner:
                     self.result["added"].extend({"profile": prof_name, "text": t, "file": full} for t in added)
         else:
             for prof_name, rules in groups:
-                keys = {_norm(r.render(abi)) for r in rules} | {_norm(r.render("3.0")) for r in rules}
-                removed = self._remove_from_profile(pf, prof_name, keys)
+                removed = pf.remove_rules(prof_name, rules, abi)
                 self.result["removed"].extend({"profile": prof_name, "text": t, "file": full} for t in removed)
-                if prof_name == p["profile"] and local_text is not None:
-                    local_text, gone = self._remove_local(local_text, keys)
+                if prof_name == p["profile"] and old_local_text is not None:
+                    local = local or self._local_include(old_local_text, local_full)
+                    gone = local.remove_rules(None, rules, abi)
                     self.result["removed"].extend({"profile": prof_name, "text": t, "file": local_full} for t in gone)
         new_prof_text = pf.render()
+        local_text = old_local_text if local is None or local.render() == (old_local_text or "") else local.render()
         changes = {}
         if new_prof_text != old_prof_text:
             changes[rel] = new_prof_text.encode("utf-8", "surrogateescape")
@@ -382,69 +379,17 @@ class Runner:
             try:
                 self.result["kernel"].append(host.load(full, parser, kernel, self.apparmor_d))
             except host.HostError as exc:
-                for crel in changes:
-                    old = old_prof if crel == rel else old_local
-                    if old is None:
-                        fileops.remove(os.path.join(self.apparmor_d, crel))
-                    else:
-                        fileops.atomic_write(os.path.join(self.apparmor_d, crel), old)
-                self.fail("reloading %s failed; the previous files were put back: %s" % (full, exc))
+                stuck = hostops.put_back(sorted(changes), {rel: old_prof, local_rel: old_local}, self.apparmor_d)
+                self.fail("reloading %s failed; %s: %s" % (full, hostops.put_back_note(stuck), exc))
 
-    @staticmethod
-    def _append_local(text, lines, comment=None):
-        """Append rule lines not already present (whitespace-insensitive) to the local include text."""
-        text = text if text is not None else ""
-        existing = {_norm(line) for line in text.splitlines()}
-        added = []
-        for line in lines:
-            if _norm(line) in existing:
-                continue
-            existing.add(_norm(line))
-            added.append(line)
-        if not added:
-            return text, []
-        if text and not text.endswith("\n"):
-            text += "\n"
-        head = "# %s\n" % " ".join(comment.splitlines()) if comment else ""
-        return text + head + "".join(line + "\n" for line in added), added
+    def _local_include(self, text, path):
+        """The model of the local/ include (empty when the file does not exist yet)."""
+        from ansible_collections.armada.apparmor.plugins.module_utils import profile_model
 
-    @staticmethod
-    def _remove_local(text, keys):
-        kept, gone = [], []
-        for line in text.splitlines(True):
-            body = line.split("#", 1)[0] if not line.lstrip().startswith("#") else ""
-            if body.strip() and _norm(body) in keys:
-                gone.append(line.strip())
-            else:
-                kept.append(line)
-        return "".join(kept), gone
-
-    @staticmethod
-    def _remove_from_profile(pf, prof_name, keys):
-        """Remove matching rule statements (and include lines) from one profile's body, whole lines."""
-        prof = pf.find(prof_name)
-        if prof is None:
-            return []
-        spans = []
-        for stmt in [r.statement for r in prof.rules] + [i.statement for i in prof.includes]:
-            if _norm(stmt.text) in keys:
-                spans.append(stmt)
-        removed = []
-        text = pf.render()
-        for stmt in sorted(spans, key=lambda s: s.start, reverse=True):
-            start, end = stmt.start, stmt.end
-            line_start = text.rfind("\n", 0, start) + 1
-            line_end = text.find("\n", end)
-            line_end = len(text) if line_end < 0 else line_end + 1
-            rest = text[end:line_end].strip()
-            if text[line_start:start].strip() == "" and (rest == "" or rest.startswith("#")):
-                start, end = line_start, line_end
-            text = text[:start] + text[end:]
-            removed.append(stmt.text.strip())
-        if removed:
-            fresh = type(pf).parse(text, pf.path)
-            pf.__dict__.update(fresh.__dict__)
-        return list(reversed(removed))
+        try:
+            return profile_model.LocalInclude.parse(text or "", path)
+        except profile_model.ProfileError as exc:
+            self.fail("cannot read the local include %s (fix or remove it): %s" % (path, exc))
 
 
 def main():
@@ -463,16 +408,7 @@ def main():
             skip_covered=dict(type="bool", default=True),
             comment=dict(type="str"),
             reload=dict(type="bool", default=True),
-            apparmor_d=dict(type="path", default=host.APPARMOR_D),
-            securityfs=dict(type="path", default=host.SECURITYFS),
-            parser=dict(type="path"),
-            features_file=dict(type="path"),
-            backup=dict(type="bool", default=True),
-            backup_dir=dict(type="path", default=backup.BACKUP_DIR),
-            backup_keep=dict(type="int", default=backup.DEFAULT_KEEP),
-            backup_max_age_days=dict(type="int", default=backup.DEFAULT_MAX_AGE_DAYS),
-            lock_timeout=dict(type="float", default=10.0),
-            lock_file=dict(type="path"),
+            **argspec.host_options(), **argspec.backup_options(), **argspec.lock_options(),
         ),
         supports_check_mode=True,
     )

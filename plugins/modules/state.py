@@ -144,8 +144,8 @@ import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.armada.apparmor.plugins.module_utils import argspec, fileops  # noqa: E402
 from ansible_collections.armada.apparmor.plugins.module_utils import cursor as cursor_mod  # noqa: E402
-from ansible_collections.armada.apparmor.plugins.module_utils import fileops  # noqa: E402
 from ansible_collections.armada.apparmor.plugins.module_utils import lock as lock_mod  # noqa: E402
 
 DIFF_LIMIT = 256 * 1024
@@ -248,8 +248,7 @@ def main():
                 name=dict(type="str", required=True),
                 token=dict(type="str", required=True, no_log=False),
             )),
-            lock_timeout=dict(type="float", default=10.0),
-            lock_file=dict(type="path"),
+            **argspec.lock_options(),
         ),
         supports_check_mode=True,
     )

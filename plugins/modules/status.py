@@ -147,19 +147,16 @@ processes:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.armada.apparmor.plugins.module_utils import host  # noqa: E402
+from ansible_collections.armada.apparmor.plugins.module_utils import argspec, host  # noqa: E402
 
 
 def main():
     """Collect the state; never changes anything."""
     module = AnsibleModule(
         argument_spec=dict(
-            apparmor_d=dict(type="path", default=host.APPARMOR_D),
-            securityfs=dict(type="path", default=host.SECURITYFS),
-            parser=dict(type="path"),
-            features_file=dict(type="path"),
             check_drift=dict(type="bool", default=True),
             programs=dict(type="list", elements="path", default=[]),
+            **argspec.host_options(),
         ),
         supports_check_mode=True,
     )

@@ -6,23 +6,16 @@ Nothing here computes an expected value; expectations are written in the tests f
 and the kernel's audit encoding.
 """
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
+from aa_support import FEATURES, PARSER, bisect_failures
 from hypothesis import strategies as st
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 #: Cases per kind: ``make fuzz`` sets 10000; ``make test`` runs the default.
 EXAMPLES = int(os.environ.get("ARMADA_FUZZ_EXAMPLES", "200"))
-#: The lab kernel's features (written by the lab engineer); else the ABI 3.0 file the apparmor package ships.
-FEATURES = next((p for p in (os.path.join(ROOT, "tests", "fixtures", "lab-features.abi"), "/etc/apparmor.d/abi/3.0")
-                 if os.path.exists(p)), None)
-PARSER = shutil.which("apparmor_parser") or ("/sbin/apparmor_parser" if os.path.exists("/sbin/apparmor_parser")
-                                             else None)
 
 #: ``render``: {kind: {"tried": n, "compiled": n, "parse_back_only": n, "refused": n, "note": str}}
 #: ``reader``: {"cases": n, "lines": n, "bad_lines": n, ...}
@@ -101,24 +94,11 @@ def compile_batches(cases: List[Tuple[str, str]], batch: int = 400) -> List[Tupl
     ``placement`` is ``body`` (inside the profile) or ``top`` (before it). Every line is compiled:
     a rejection is reported as a failure, never dropped.
     """
-    bad = []  # type: List[Tuple[str, str]]
+    def compile_chunk(chunk: Sequence[Tuple[str, str]]) -> Tuple[bool, str]:
+        return compile_text(wrap([ln for where, ln in chunk if where == "body"],
+                                 [ln for where, ln in chunk if where == "top"]))
 
-    def run(chunk: List[Tuple[str, str]]) -> None:
-        body = [ln for where, ln in chunk if where == "body"]
-        top = [ln for where, ln in chunk if where == "top"]
-        ok, err = compile_text(wrap(body, top))
-        if ok:
-            return
-        if len(chunk) == 1:
-            bad.append((chunk[0][1], err))
-            return
-        mid = len(chunk) // 2
-        run(chunk[:mid])
-        run(chunk[mid:])
-
-    for start in range(0, len(cases), batch):
-        run(cases[start:start + batch])
-    return bad
+    return [(case[1], err) for case, err in bisect_failures(cases, compile_chunk, batch)]
 
 
 def literal_of(aare: str):

@@ -5,27 +5,18 @@ has no AppArmor), with the lab kernel's features file (tests/fixtures/lab-featur
 exists, else the 3.0 ABI file the apparmor package ships. Expected values never come from here.
 """
 import os
-import shutil
 import subprocess
 import tempfile
 from typing import List, Optional, Tuple
 
+from aa_support import FEATURES, PARSER, PARSER_MISSING
+from aa_support import HOSTILE as HOSTILE_ALPHABET
 from hypothesis import strategies as st
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
-FEATURES = next((p for p in (os.path.join(ROOT, "tests", "fixtures", "lab-features.abi"), "/etc/apparmor.d/abi/3.0")
-                 if os.path.exists(p)), None)
-PARSER = shutil.which("apparmor_parser") or ("/sbin/apparmor_parser" if os.path.exists("/sbin/apparmor_parser")
-                                             else None)
-PARSER_MISSING = "apparmor_parser is not installed (Debian: apt install apparmor): compile checks need it"
 EXAMPLES = int(os.environ.get("ARMADA_FUZZ_EXAMPLES", "150"))
 
-# The hostile alphabet the issue names, plus blank, tab, CR, DEL, '-' '>' '(' ')' '=' '&' '/',
-# non-ASCII letters and an undecodable raw byte (surrogateescape, as the log reader keeps it).
-HOSTILE = list(',{}[]"#\n\\@*?!^') + [" ", "\t", "\r", "\x7f", "-", ">", "(", ")", "=", "&", "/", "$", "%",
-                                     "é", "日", "\U0001f600", "\udcff", "\udc80", "\u2028", "\x85", "\u200b",
-                                     "a", "b", "0", ".", "~", ":"]
+# The shared hostile alphabet, plus '&' '%' '~', another undecodable byte and a zero-width space.
+HOSTILE = HOSTILE_ALPHABET + ["&", "%", "~", "\udc80", "\u200b", "b"]
 hostile_name = st.one_of(
     st.text(alphabet=st.sampled_from(HOSTILE), min_size=1, max_size=30),
     st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), min_size=1,

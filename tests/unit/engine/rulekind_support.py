@@ -5,31 +5,21 @@ Nothing here decides an expected value: expectations in the tests come from appa
 corpus ``.profile`` text, or from reasoning written next to each assertion.
 """
 import os
-import shutil
 import subprocess
 import tempfile
 from typing import Dict, List, Tuple
 
+from aa_support import FEATURES, PARSER, PARSER_MISSING, bisect_failures
+from aa_support import HOSTILE as HOSTILE_ALPHABET
 from armada_corpus import corpus_dir
 from hypothesis import strategies as st
 
 from ansible_collections.armada.apparmor.plugins.module_utils import logparse
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
-# The lab kernel's features (tests/fixtures/lab-features.abi) when present, else the 3.0 ABI file
-# the apparmor package ships; compile checks never use the parser's built-in defaults.
-FEATURES = next((p for p in (os.path.join(ROOT, "tests", "fixtures", "lab-features.abi"), "/etc/apparmor.d/abi/3.0")
-                 if os.path.exists(p)), None)
-PARSER = shutil.which("apparmor_parser") or ("/sbin/apparmor_parser" if os.path.exists("/sbin/apparmor_parser")
-                                             else None)
-PARSER_MISSING = "apparmor_parser is not installed (Debian: apt install apparmor); compile checks need it"
 EXAMPLES = int(os.environ.get("ARMADA_FUZZ_EXAMPLES", "60"))
 
-# Hostile characters named by the issue, plus blanks, parentheses, '=', line separators Python's
-# splitlines() honours, NUL, DEL, a lone surrogate (an undecodable log byte) and non-ASCII letters.
-HOSTILE = list(',{}[]"#\n\\@*?!^') + [" ", "\t", "(", ")", "=", "-", ">", "/", "\r", "\x00", "\x7f", "\u2028",
-                                     "\x85", "\udcff", "é", "ß", "日", "\U0001f600", "a", "Z", "0", ".", ":", "$"]
+# The shared hostile alphabet, plus NUL (a log can carry it; rules must refuse it) and more letters.
+HOSTILE = HOSTILE_ALPHABET + ["\x00", "ß", "Z"]
 hostile_text = st.one_of(
     st.text(alphabet=st.sampled_from(HOSTILE), min_size=1, max_size=24),
     # Any code point a log can carry. Lone surrogates other than U+DC80..DCFF (undecodable bytes, in
@@ -101,19 +91,4 @@ def check_compiles(text: str, queue: List[str]) -> None:
 
 def compile_queue(queue: List[str], batch: int = 500) -> List[Tuple[str, str]]:
     """Compile queued lines in batches; return [(line, parser error)] for every line that fails."""
-    bad = []  # type: List[Tuple[str, str]]
-
-    def run(lines: List[str]) -> None:
-        ok, err = compile_rules(lines)
-        if ok:
-            return
-        if len(lines) == 1:
-            bad.append((lines[0], err))
-            return
-        mid = len(lines) // 2
-        run(lines[:mid])
-        run(lines[mid:])
-
-    for start in range(0, len(queue), batch):
-        run(queue[start:start + batch])
-    return bad
+    return bisect_failures(queue, compile_rules, batch)

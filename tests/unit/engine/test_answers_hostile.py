@@ -19,6 +19,7 @@ import re
 import tempfile
 
 import pytest
+from aa_support import FEATURES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,7 +30,6 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules.file import 
 
 EXAMPLES = int(os.environ.get("ARMADA_FUZZ_EXAMPLES", "60"))
 HERE = os.path.dirname(os.path.abspath(__file__))
-FEATURES = os.path.join(HERE, "..", "..", "fixtures", "lab-features.abi")
 
 ALPHABET = list(',{}[]"#\n\\@*?!^') + list(" \t()=<>'$&;:|~`%+-_./") + list("aZ09") + [
     "\u00e9", "\u00a0", "\u2028", "\u202e", "\U0001f600", "\x7f", "\x01", "\udc80", "\udcff", "\udcc3"]
@@ -87,7 +87,7 @@ def compile_all(lines):
                 fh.writelines("  %s\n" % line for line in lines[start:start + 200])
                 fh.write("}\n")
             paths.append(path)
-        err = host.validate_many(paths, parser, features_file=FEATURES if os.path.exists(FEATURES) else None)
+        err = host.validate_many(paths, parser, features_file=FEATURES)
         if err is not None:
             m = re.search(r"for \S*/p(\d+) .* at line (\d+)", err)
             culprit = lines[int(m.group(1)) + int(m.group(2)) - 3] if m else "?"

@@ -8,13 +8,13 @@ import os
 import tempfile
 
 import pytest
+from aa_support import FEATURES
 
 from ansible_collections.armada.apparmor.plugins.module_utils import host
 from ansible_collections.armada.apparmor.plugins.module_utils.answers import AnswersError, to_rules
 from ansible_collections.armada.apparmor.plugins.module_utils.fleet import merge_events
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FEATURES = os.path.join(HERE, "..", "..", "fixtures", "lab-features.abi")
 P = "/usr/sbin/nginx"
 
 
@@ -42,7 +42,7 @@ def compiled(result):
         fh.write("\n".join(lines) + "\n")
         path = fh.name
     try:
-        err = host.validate(path, parser, features_file=FEATURES if os.path.exists(FEATURES) else None)
+        err = host.validate(path, parser, features_file=FEATURES)
     finally:
         os.unlink(path)
     assert err is None, "\n".join(lines) + "\n" + err

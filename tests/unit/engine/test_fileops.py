@@ -1,15 +1,14 @@
 """fileops: temp names AppArmor never loads, atomic replace, clean failures (full disk, read-only fs)."""
 import os
-import shutil
 import subprocess
 
 import pytest
+from aa_support import PARSER
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.armada.apparmor.plugins.module_utils import fileops
 
-PARSER = shutil.which("apparmor_parser") or "/sbin/apparmor_parser"
 GOOD = b"profile armada-good {\n  /tmp/x r,\n}\n"
 BAD = b"profile armada-bad {\n  /tmp/x rzq,\n}\n"  # not permissions: a parse error if ever loaded
 

@@ -4,10 +4,10 @@ import os
 import shutil
 
 import pytest
+from aa_support import PARSER
 
 from ansible_collections.armada.apparmor.plugins.module_utils import host
 
-PARSER = shutil.which("apparmor_parser") or "/sbin/apparmor_parser"
 SYSTEM_D = "/etc/apparmor.d"
 TWO = """include <tunables/global>
 profile armada-a /usr/bin/armada-a flags=(complain) {
@@ -206,3 +206,13 @@ def test_status_asks_the_parser_for_names_once_not_per_file(tree, tmp_path):
         off={"armada-off": {"flags": [], "mode": "disabled"}})
     # one -N for the six files, one for the disabled file (through stdin), besides --version
     assert sorted(calls.read_text().splitlines()) == ["--version", "-N", "-N"]
+
+
+def test_apparmor_status_reports_absence(tmp_path):
+    st = host.apparmor_status(str(tmp_path))
+    assert st["enabled"] is False and "missing" in st["reason"]
+    p = tmp_path / "sys" / "module" / "apparmor" / "parameters"
+    p.mkdir(parents=True)
+    (p / "enabled").write_text("N\n")
+    assert host.apparmor_status(str(tmp_path)) == {"enabled": False,
+                                                    "reason": "AppArmor is built in but disabled (enabled=N)"}

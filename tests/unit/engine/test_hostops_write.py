@@ -48,3 +48,15 @@ def test_all_written_when_there_is_room(small_fs):
                                  str(small_fs), old={"local/prof": None, "prof": b"profile prof {\n}\n"})
     assert done == ["local/prof", "prof"]
     assert tree(small_fs)["prof"].startswith(b"profile prof {\n  include")
+
+
+def test_put_back_restores_removes_and_names_what_it_cannot_restore(small_fs):
+    """The undo the profile and rules modules run when the kernel refuses a reload."""
+    (small_fs / "prof").write_bytes(b"profile prof { /new r, }\n")
+    (small_fs / "local" / "prof").write_bytes(b"/new r,\n")
+    old = {"prof": b"profile prof {\n}\n", "local/prof": None, "big": b"x" * (1 << 20)}
+    stuck = hostops.put_back(["prof", "local/prof", "big"], old, str(small_fs))
+    assert tree(small_fs) == {"prof": b"profile prof {\n}\n"}  # restored, new file removed, no temp left
+    assert len(stuck) == 1 and "no space left on device" in stuck[0]
+    assert "could NOT all be put back" in hostops.put_back_note(stuck) and stuck[0] in hostops.put_back_note(stuck)
+    assert hostops.put_back_note([]) == "the previous files were put back"

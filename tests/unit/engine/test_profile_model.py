@@ -229,3 +229,43 @@ def test_zz_case_count():
     print("\nfuzz cases: %s" % {k: v for k, v in COUNTS.items() if k.startswith("profile_model.")})
     assert COUNTS.get("profile_model.hostile_hats", 0) >= min(EXAMPLES, 10)
     assert COUNTS.get("profile_model.hostile_rules", 0) >= 10
+
+
+LOCAL = """# added by armada
+/srv/#cache/** r,
+/srv/a r,#a comment right after the comma
+  /srv/b r,   # kept: another rule
+# /srv/#cache/** r, (a comment, not a rule)
+"""
+
+
+def test_local_include_removes_a_rule_with_a_hash_in_its_path():
+    # apparmor_parser reads '#' as a comment only where a token starts (line start, after a blank or a
+    # ',' ending a rule): /srv/#cache/** is one path. The profile with this include compiles:
+    ok, out = compile_profile("profile t {\n%s}\n" % LOCAL)
+    assert ok, out
+    inc = pm.LocalInclude.parse(LOCAL, "local/t")
+    # the rule as the engine renders it ('"/srv/#cache/**" r,') removes the unquoted line written by hand
+    gone = inc.remove_rules(None, [parse_rule('"/srv/#cache/**" r,'), parse_rule("/srv/a r,")])
+    assert gone == ["/srv/#cache/** r,", "/srv/a r,"]
+    assert inc.render() == "# added by armada\n  /srv/b r,   # kept: another rule\n" \
+                           "# /srv/#cache/** r, (a comment, not a rule)\n"
+    assert inc.remove_rules(None, [parse_rule("/srv/#cache/** r,")]) == []
+
+
+def test_local_include_appends_only_missing_rules_under_a_comment():
+    inc = pm.LocalInclude.parse("/srv/#cache/** r,", "local/t")  # no final newline
+    rules = [parse_rule('"/srv/#cache/**"  r,'), parse_rule("/srv/new r,")]
+    assert inc.append_rules(rules, comment="from\nanswers") == ["/srv/new r,"]
+    assert inc.render() == "/srv/#cache/** r,\n# from answers\n/srv/new r,\n"
+    assert inc.append_rules([parse_rule("/srv/new r,")]) == []
+
+
+def test_remove_rules_from_a_profile_keeps_everything_else():
+    text = "profile t {\n  /srv/#cache/** r,  # why\n  /srv/x r, /srv/y r,\n  include <abstractions/base>\n}\n"
+    pf = pm.ProfileFile.parse(text)
+    assert pf.remove_rules("t", [parse_rule("/srv/#cache/** r,"), parse_rule("/srv/y r,")]) == \
+        ["/srv/#cache/** r,", "/srv/y r,"]
+    assert pf.render() == "profile t {\n  /srv/x r, \n  include <abstractions/base>\n}\n"
+    assert [r.text for r in pf.find("t").rules] == ["/srv/x r,"]
+    assert pf.remove_rules("missing", [parse_rule("/srv/x r,")]) == []

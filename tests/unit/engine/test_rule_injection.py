@@ -11,6 +11,7 @@ not an absolute pattern is a validation error naming the answer.
 import os
 
 import pytest
+from aa_support import FEATURES
 
 from ansible_collections.armada.apparmor.plugins.module_utils import host
 from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import escape_glob
@@ -23,7 +24,6 @@ from ansible_collections.armada.apparmor.plugins.module_utils.answers import (
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.file import FileRule
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FEATURES = os.path.join(HERE, "..", "..", "fixtures", "lab-features.abi")
 HOSTILE = ["include", "deny", "profile", "relative/x", "pipe:[1234]", "x y", "@{HOME}/x", "", " /x"]
 HOSTILE = [n for n in HOSTILE if n]
 # quoted, "@\{HOME\}/x" compiles (a relative literal the kernel never reports): unsupported, not injection
@@ -50,7 +50,7 @@ def compile_lines(tmp_path, lines):
     old = os.getcwd()
     os.chdir(str(tmp_path))
     try:
-        return host.validate(str(path), parser, features_file=FEATURES if os.path.exists(FEATURES) else None)
+        return host.validate(str(path), parser, features_file=FEATURES)
     finally:
         os.chdir(old)
 

@@ -1,8 +1,9 @@
 """mqueue rules (ABI 4.0+): parse/render, ABI gate, every corpus mqueue case, hostile queue names
 (parse-back only: the 3.0.8 parser does not know the keyword)."""
 import pytest
+from aa_support import PARSER, PARSER_MISSING
 from hypothesis import given, settings
-from rulekind_support import EXAMPLES, PARSER, PARSER_MISSING, compile_rules, corpus_case, hostile_text, one_line
+from rulekind_support import EXAMPLES, compile_rules, corpus_case, hostile_text, one_line
 
 from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import pattern_literal
 from ansible_collections.armada.apparmor.plugins.module_utils.rules import parse_rule, rule_from_event

@@ -1,9 +1,10 @@
 """Network rules: the ABI 3.0 form (compiled by apparmor_parser 3.0.8), the 4.0+/5.0 forms with
 accesses and addresses (checked against the corpus text only: the 3.0.8 parser rejects them)."""
 import pytest
+from aa_support import PARSER, PARSER_MISSING
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rulekind_support import EXAMPLES, PARSER, PARSER_MISSING, compile_rules, corpus_case, hostile_text, one_line
+from rulekind_support import EXAMPLES, compile_rules, corpus_case, hostile_text, one_line
 
 from ansible_collections.armada.apparmor.plugins.module_utils.rules import parse_rule, rule_from_event
 from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import AbiError

@@ -1,7 +1,8 @@
 """userns rules (ABI 4.0+): parse/render, ABI gate, corpus case. The 3.0.8 parser does not know the
 keyword (checked below), so newer-ABI output is compared with the corpus text only."""
 import pytest
-from rulekind_support import PARSER, PARSER_MISSING, compile_rules, corpus_case
+from aa_support import PARSER, PARSER_MISSING
+from rulekind_support import compile_rules, corpus_case
 
 from ansible_collections.armada.apparmor.plugins.module_utils.rules import parse_rule, rule_from_event
 from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import AbiError

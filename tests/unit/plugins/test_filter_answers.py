@@ -13,6 +13,7 @@ import sys
 import pytest
 import yaml
 from aa_playbook import load_like_inventory, templatable_strings
+from aa_support import FEATURES, HOSTILE_SYNTAX
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -65,8 +66,7 @@ def compile_rules(tmp_path, rule_texts):
     path = tmp_path / "compile.aa"
     path.write_text("abi <abi/3.0>,\nprofile armada_filter_test {\n" + "".join("  %s\n" % t for t in rule_texts)
                     + "}\n")
-    features = os.path.join(ROOT, "tests", "fixtures", "lab-features.abi")
-    err = host.validate(str(path), parser, features_file=features if os.path.exists(features) else None)
+    err = host.validate(str(path), parser, features_file=FEATURES)
     assert err is None, err
 
 
@@ -172,7 +172,7 @@ def test_filters_render_with_ansible_doc():
 
 # ---- YAML round trip of hostile names (PyYAML is the reader Ansible uses) -----------------------------
 
-HOSTILE = list(',{}[]"#\n\\@*?!^:&|>%\'` -') + ["\u00e9", "\u2028", "\x85", "\t", "\x00", "\U0001f600", "\udcff",
+HOSTILE = HOSTILE_SYNTAX + list(":&|>%'` -") + ["\u00e9", "\u2028", "\x85", "\t", "\x00", "\U0001f600", "\udcff",
                                                   "yes", "null", "~", "0x1", "1e3"]
 
 

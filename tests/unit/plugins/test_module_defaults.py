@@ -7,13 +7,12 @@ is the one status tried.
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 from aa_playbook import ANSIBLE_PLAYBOOK, COLL_ROOT, make_tree
+from aa_support import PARSER
 
-PARSER = shutil.which("apparmor_parser") or "/sbin/apparmor_parser"
 PROFILE = ("abi <abi/3.0>,\ninclude <tunables/global>\n"
            "profile armada-md /usr/bin/armada-md {\n  /etc/armada-md.conf r,\n}\n")
 

@@ -143,3 +143,16 @@ def test_an_allowed_change_hat_creates_the_empty_hat_once(tmp_path):
     lines = _read(path).splitlines()
     assert "  ^HANDLING_UNTRUSTED_INPUT {" in lines and not any("only_pending" in line for line in lines)
     assert not again["changed"], again
+
+
+def test_absent_removes_a_local_rule_with_a_hash_in_its_path(tmp_path):
+    # '#' inside a path is not a comment (apparmor_parser reads /srv/#cache/** as one path)
+    tree = _setup(tmp_path)
+    local = os.path.join(tree, "local", "usr.bin.armada-demo")
+    os.makedirs(os.path.dirname(local), exist_ok=True)
+    with open(local, "w") as handle:  # as an admin writes it: unquoted (the engine renders '"/srv/#cache/**" r,')
+        handle.write("/srv/#cache/** r,\n/srv/keep r,\n")
+    removed, = run_tasks(tmp_path, [_task(tree, tmp_path, rules=["/srv/#cache/** r,"], state="absent")])
+    assert removed["changed"], removed
+    assert removed["removed"] == [{"profile": "armada-demo", "text": "/srv/#cache/** r,", "file": local}]
+    assert _read(local) == "/srv/keep r,\n"
