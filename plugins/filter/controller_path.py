@@ -2,7 +2,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filter armada.apparmor.controller_path: a controller path from a host-derived name (thin adapter over
 controller_paths.py)."""
-from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 

@@ -1,7 +1,6 @@
 # Copyright: armada.apparmor contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters of the update pass and the enforce plan (thin adapters over module_utils/passplan.py)."""
-from __future__ import annotations
 
 from collections.abc import Mapping
 

@@ -1,7 +1,6 @@
 # Copyright: armada.apparmor contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters of the fleet report (thin adapters over module_utils/report.py and report_html.py)."""
-from __future__ import annotations
 
 import yaml
 from ansible.errors import AnsibleFilterError

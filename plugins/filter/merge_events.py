@@ -1,7 +1,6 @@
 # Copyright: armada.apparmor contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filter armada.apparmor.merge_events: fold the events of many hosts (thin adapter over fleet.py)."""
-from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 

@@ -1,7 +1,6 @@
 # Copyright: armada.apparmor contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filter armada.apparmor.pending_answers: pending events as a ready-to-edit answers block."""
-from __future__ import annotations
 
 import datetime
 import os

@@ -2,7 +2,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filter armada.apparmor.profile_file_name: the Debian-style file name of a profile (thin adapter over
 hostops.conventional_file_name)."""
-from __future__ import annotations
 
 from ansible_collections.armada.apparmor.plugins.module_utils.hostops import conventional_file_name
 

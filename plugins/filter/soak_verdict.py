@@ -1,7 +1,6 @@
 # Copyright: armada.apparmor contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filter armada.apparmor.soak_verdict: what the denials of an enforce soak mean (thin adapter over provenance.py)."""
-from __future__ import annotations
 
 from collections.abc import Mapping
 

@@ -1,7 +1,6 @@
 # Copyright: armada.apparmor contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filter armada.apparmor.to_rules: events + answers -> rules per profile (thin adapter over answers.py)."""
-from __future__ import annotations
 
 import os
 

@@ -163,7 +163,7 @@ def unquote(token: str, nul_ok: bool = False) -> str:
         if len(text) < 2 or not text.endswith('"') or _escaped_at(text, len(text) - 1):
             raise EscapeError("unterminated quoted string: %r" % (token,))
         text = text[1:-1]
-    out = []  # type: List[str]
+    out: List[str] = []
     i = 0
     n = len(text)
     while i < n:
@@ -178,7 +178,7 @@ def unquote(token: str, nul_ok: bool = False) -> str:
             raise EscapeError("token ends with a lone backslash: %r" % (token,))
         e = text[i + 1]
         i += 2
-        value = None  # type: Optional[str]
+        value: Optional[str] = None
         if e in _DECODE_NAMED:
             value = _DECODE_NAMED[e]
         elif e in "01234567":

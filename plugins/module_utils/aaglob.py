@@ -59,7 +59,7 @@ def _parse(pattern: str) -> list:
 
 
 def _parse_seq(p: str, i: int, in_alt: bool) -> Tuple[list, int]:
-    seq = []  # type: list
+    seq: list = []
     n = len(p)
     while i < n:
         c = p[i]
@@ -117,7 +117,7 @@ def _parse_class(p: str, i: int) -> Tuple[tuple, int]:
         negated = True
         i += 1
     chars = set()
-    prev = None  # type: Optional[str]
+    prev: Optional[str] = None
     first = True
     while True:
         if i >= n:
@@ -226,9 +226,9 @@ class _LazyDFA:
         while other in self._explicit:
             other = chr(ord(other) + 1)
         self._other = other
-        self._ids = {start: 0}  # type: Dict[FrozenSet[int], int]
+        self._ids: Dict[FrozenSet[int], int] = {start: 0}
         self._sets = [start]
-        self._trans = [{}]  # type: List[Dict[str, int]]
+        self._trans: List[Dict[str, int]] = [{}]
         self._accept = [nfa.accept in start]
 
     def _state(self, states: FrozenSet[int]) -> int:
@@ -360,7 +360,7 @@ def collapse_slashes(pattern: str) -> str:
 # ------------------------------------------------------------------------------------------------
 def normalize_variables(variables: Optional[Dict[str, Iterable[str]]]) -> Dict[str, List[str]]:
     """Accept {"HOME": [...]} or {"@{HOME}": [...]} (or a single string value); return NAME -> list."""
-    out = {}  # type: Dict[str, List[str]]
+    out: Dict[str, List[str]] = {}
     for key, values in (variables or {}).items():
         name = key[2:-1] if key.startswith("@{") and key.endswith("}") else key
         if isinstance(values, str):
@@ -379,7 +379,7 @@ def expand_variables(text: str, variables: Optional[Dict[str, Sequence[str]]] = 
     results = [text]
     for _depth in range(MAX_VAR_DEPTH):
         changed = False
-        nxt = []  # type: List[str]
+        nxt: List[str] = []
         for item in results:
             m = _find_var(item, variables)
             if m is None:
@@ -438,8 +438,8 @@ def load_tunables(apparmor_d: str = "/etc/apparmor.d", entry: str = "tunables/gl
     Returns NAME -> list of values (``+=`` appends). Missing files give an empty result: the
     controller may have no AppArmor at all, and coverage then works without variables.
     """
-    variables = {}  # type: Dict[str, List[str]]
-    seen = set()  # type: set
+    variables: Dict[str, List[str]] = {}
+    seen: set = set()
 
     def read(path: str, depth: int) -> None:
         if depth > 20 or path in seen:
@@ -493,8 +493,8 @@ class _NFA:
     """Thompson NFA whose edges are labelled with (chars, negated) character sets."""
 
     def __init__(self) -> None:
-        self.edges = []  # type: List[List[Tuple[FrozenSet[str], bool, int]]]
-        self.eps = []  # type: List[List[int]]
+        self.edges: List[List[Tuple[FrozenSet[str], bool, int]]] = []
+        self.eps: List[List[int]] = []
         self.accept = -1
 
     def new(self) -> int:

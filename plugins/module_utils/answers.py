@@ -129,7 +129,7 @@ def validate_answer(index: int, answer: Any, qualifiers: Optional[exec_qualifier
     exec_mode known and allowed for the matched kind, named targets only on transition modes, a
     glob only for path kinds and covering the match pattern, include only with allow.
     """
-    problems = []  # type: List[Dict[str, Any]]
+    problems: List[Dict[str, Any]] = []
 
     def bad(msg: str) -> None:
         problems.append(_problem(index, answer, msg))
@@ -283,17 +283,17 @@ class Answer:
     def __init__(self, index: int, raw: Dict[str, Any]) -> None:
         self.index = index
         self.raw = raw
-        self.profile = raw["profile"]  # type: str
-        self.match = dict(raw["match"])  # type: Dict[str, Any]
-        self.answer = raw["answer"]  # type: str
-        self.glob = raw.get("glob")  # type: Optional[str]
-        self.owner = raw.get("owner")  # type: Optional[bool]
+        self.profile: str = raw["profile"]
+        self.match: Dict[str, Any] = dict(raw["match"])
+        self.answer: str = raw["answer"]
+        self.glob: Optional[str] = raw.get("glob")
+        self.owner: Optional[bool] = raw.get("owner")
         self.audit = bool(raw.get("audit", False))
         mode, target = parse_exec_mode(raw.get("exec_mode"))
-        self.exec_mode = mode  # type: Optional[str]
-        self.exec_target = raw.get("exec_target") or target  # type: Optional[str]
+        self.exec_mode: Optional[str] = mode
+        self.exec_target: Optional[str] = raw.get("exec_target") or target
         inc = raw.get("include")
-        self.include = inc.strip() if isinstance(inc, str) else None  # type: Optional[str]
+        self.include: Optional[str] = inc.strip() if isinstance(inc, str) else None
         self.specificity = _specificity(self.profile, self.match)
 
     def ref(self) -> Dict[str, Any]:
@@ -335,13 +335,13 @@ def validate_answers(answers: Any, qualifiers: Optional[exec_qualifiers.Qualifie
         raise AnswersError([_problem(0, answers, "answers must be a list of answers, got a mapping")])
     if not isinstance(answers, (list, tuple)):
         raise AnswersError([_problem(0, answers, "answers must be a list, got %s" % type(answers).__name__)])
-    flat = []  # type: List[Any]
+    flat: List[Any] = []
     for item in answers:
         if isinstance(item, (list, tuple)):
             flat.extend(item)
         else:
             flat.append(item)
-    problems = []  # type: List[Dict[str, Any]]
+    problems: List[Dict[str, Any]] = []
     for i, raw in enumerate(flat):
         problems.extend(validate_answer(i, raw, qualifiers, variables, include_rules))
     if problems:
@@ -528,7 +528,7 @@ def _label(parent: str, child: Optional[str]) -> str:
 
 
 def _new_entry(child: bool) -> Dict[str, Any]:
-    entry = dict((k, []) for k in _ENTRY_LISTS)  # type: Dict[str, Any]
+    entry: Dict[str, Any] = dict((k, []) for k in _ENTRY_LISTS)
     if child:
         entry["hat"] = True
     else:
@@ -658,13 +658,13 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
     if problems:
         raise ValueError("; ".join(problems))
     table = exec_qualifiers.Qualifiers(qualifiers)
-    parsed = (list(answers) if answers and all(isinstance(a, Answer) for a in answers)
-              else validate_answers(answers, table, variables, include_rules))  # type: List[Answer]
+    parsed: List[Answer] = (list(answers) if answers and all(isinstance(a, Answer) for a in answers)
+                            else validate_answers(answers, table, variables, include_rules))
     evs = _as_events(events)
 
     # Hosts that reported each profile in this run: the denominator of min_hosts.
-    resolved = []  # type: List[Tuple[Dict[str, Any], str, Optional[str]]]
-    label_hosts = {}  # type: Dict[str, set]
+    resolved: List[Tuple[Dict[str, Any], str, Optional[str]]] = []
+    label_hosts: Dict[str, set] = {}
     for ev in evs:
         parent, child = split_label(ev, fold_children)
         if ev.get("kind") == "change_hat":  # answered for the profile that gets the hat (hats do not nest)
@@ -672,10 +672,10 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
         resolved.append((ev, parent, child))
         label_hosts.setdefault(_label(parent, child), set()).update(event_hosts(ev))
 
-    profiles = {}  # type: Dict[str, Dict[str, Any]]
-    builders = {}  # type: Dict[str, _Builder]
-    conflicts = []  # type: List[Dict[str, Any]]
-    errors = []  # type: List[Dict[str, Any]]
+    profiles: Dict[str, Dict[str, Any]] = {}
+    builders: Dict[str, _Builder] = {}
+    conflicts: List[Dict[str, Any]] = []
+    errors: List[Dict[str, Any]] = []
     stats = {"events": len(evs), "allowed": 0, "denied": 0, "ignored": 0, "pending": 0, "unsupported": 0,
              "conflicts": 0}
 
@@ -941,7 +941,7 @@ class _Builder:
     def __init__(self, entry: Dict[str, Any], abi: str) -> None:
         self.entry = entry
         self.abi = abi
-        self.items = {}  # type: Dict[Any, Dict[str, Any]]
+        self.items: Dict[Any, Dict[str, Any]] = {}
 
     def add(self, rule: Any, event: Dict[str, Any], hosts: Dict[str, int],
             answer: Optional[Answer]) -> Optional[Tuple[str, str]]:
@@ -998,10 +998,10 @@ def _drop_covered(items: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     coverer is a glob whose literal prefix the other path starts with (a literal path covers only the
     identical path, already merged), so thousands of literal rules stay linear.
     """
-    buckets = {}  # type: Dict[Any, List[Dict[str, Any]]]
+    buckets: Dict[Any, List[Dict[str, Any]]] = {}
     for item in items:
         buckets.setdefault(item["rule"].index_key(), []).append(item)
-    kept = []  # type: List[Dict[str, Any]]
+    kept: List[Dict[str, Any]] = []
     for bucket in buckets.values():
         alive = list(bucket)
         globs = [o for o in bucket if not _literal_file_rule(o["rule"])]
@@ -1032,8 +1032,8 @@ def _fold_same_text(items: List[Dict[str, Any]], abi: str) -> List[Dict[str, Any
     differ, the kept structured rule is the rendered text read back (so its fields say what is written,
     not what one of the events needed), unless that text does not read back to itself.
     """
-    groups = {}  # type: Dict[str, Dict[str, Any]]
-    order = []  # type: List[Dict[str, Any]]
+    groups: Dict[str, Dict[str, Any]] = {}
+    order: List[Dict[str, Any]] = []
     for item in items:
         text = item["rule"].render(abi)
         first = groups.get(text)

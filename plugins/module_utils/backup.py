@@ -173,7 +173,7 @@ def _describe(apparmor_d: str, rel: str) -> Dict[str, Any]:
 def scope_paths(apparmor_d: str, profiles: Sequence[str]) -> List[str]:
     """The relative paths a listed-profile snapshot covers: the file and its disable/, force-complain/
     and local/ companions (recorded as absent when missing, so a restore removes them)."""
-    rels = []  # type: List[str]
+    rels: List[str] = []
     for item in profiles:
         rel = _rel_of(apparmor_d, item)
         base = os.path.basename(rel)
@@ -212,7 +212,7 @@ def snapshot(apparmor_d: str = host.APPARMOR_D, backup_dir: str = BACKUP_DIR, re
     if not os.path.isdir(apparmor_d):
         raise BackupError("%s is not a directory" % apparmor_d)
     rels = _walk(apparmor_d) if profiles is None else scope_paths(apparmor_d, profiles)
-    entries = {}  # type: Dict[str, Any]
+    entries: Dict[str, Any] = {}
     for rel in rels:
         desc = _describe(apparmor_d, rel)
         if desc["type"] == "other":
@@ -332,7 +332,7 @@ def resolve_id(backup_dir: str, snapshot_id: str = "latest") -> str:
 def read_snapshot(backup_dir: str, snapshot_id: str) -> Dict[str, Any]:
     """The manifest and the verified file contents of a snapshot: {'manifest':..., 'data': {rel: bytes}}."""
     archive = os.path.join(backup_dir, snapshot_id + ".tar.gz")
-    data = {}  # type: Dict[str, bytes]
+    data: Dict[str, bytes] = {}
     try:
         with tarfile.open(archive, "r:gz") as tar:
             man_member = tar.extractfile("manifest.json")
@@ -367,7 +367,7 @@ def plan_restore(snap: Dict[str, Any], apparmor_d: str) -> Dict[str, Any]:
     files = manifest["files"]
     _refuse(manifest.get("id", "?"), host_path_problems(apparmor_d, files),
             "replace each symlink with the real directory (or restore these files by hand) and run again")
-    plan = {"write": [], "link": [], "mkdir": [], "chmod": [], "remove": []}  # type: Dict[str, List[str]]
+    plan: Dict[str, List[str]] = {"write": [], "link": [], "mkdir": [], "chmod": [], "remove": []}
     for rel in sorted(files):
         want = files[rel]
         have = _describe(apparmor_d, rel)
@@ -413,7 +413,7 @@ def restore(backup_dir: str = BACKUP_DIR, snapshot_id: str = "latest", apparmor_
     manifest = snap["manifest"]
     plan = plan_restore(snap, apparmor_d)
     changed = any(plan[k] for k in plan)
-    result = {"id": sid, "changed": changed, "plan": plan, "loads": [], "unloads": []}  # type: Dict[str, Any]
+    result: Dict[str, Any] = {"id": sid, "changed": changed, "plan": plan, "loads": [], "unloads": []}
     if not changed:
         # every file of the snapshot already has its sha256 (plan_restore compared them): verified as it is
         result.update(verified=True, mismatched=[])

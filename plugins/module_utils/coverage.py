@@ -141,12 +141,12 @@ class RuleSet:
     """The indexed rules of one profile (own rules plus everything included)."""
 
     def __init__(self) -> None:
-        self.file_buckets = {}  # type: Dict[str, List[_FileEntry]]
-        self.all_files = []  # type: List[FileRule]  # bare "file," rules
-        self.by_kind = {}  # type: Dict[str, List[Rule]]
-        self.includes = set()  # type: Set[str]
-        self.caps_allow = set()  # type: Set[str]
-        self.caps_deny = set()  # type: Set[str]
+        self.file_buckets: Dict[str, List[_FileEntry]] = {}
+        self.all_files: List[FileRule] = []  # bare "file," rules
+        self.by_kind: Dict[str, List[Rule]] = {}
+        self.includes: Set[str] = set()
+        self.caps_allow: Set[str] = set()
+        self.caps_deny: Set[str] = set()
         self.all_caps_allow = False
         self.all_caps_deny = False
         self.count = 0
@@ -210,7 +210,7 @@ class RuleSet:
 
     def file_decision(self, path: str, perms: Set[str], owner: bool, exec_needed: bool) -> Optional[str]:
         """deny / allow / None for a literal path and the permissions it needs."""
-        granted = set()  # type: Set[str]
+        granted: Set[str] = set()
         exec_ok = False
         for rule in self.all_files:
             if rule.owner and not owner:
@@ -245,11 +245,11 @@ class ProfileIndex:
     def __init__(self, apparmor_d: str = "/etc/apparmor.d", variables: Optional[Dict[str, List[str]]] = None) -> None:
         self.apparmor_d = apparmor_d
         self.variables = dict(variables) if variables is not None else aaglob.load_tunables(apparmor_d)
-        self.profiles = {}  # type: Dict[str, RuleSet]
-        self.attachments = {}  # type: Dict[str, str]
-        self.warnings = []  # type: List[str]
-        self._include_cache = {}  # type: Dict[str, Tuple[RuleSet, Dict[str, List[str]]]]
-        self._in_progress = set()  # type: Set[str]
+        self.profiles: Dict[str, RuleSet] = {}
+        self.attachments: Dict[str, str] = {}
+        self.warnings: List[str] = []
+        self._include_cache: Dict[str, Tuple[RuleSet, Dict[str, List[str]]]] = {}
+        self._in_progress: Set[str] = set()
 
     # ---- construction --------------------------------------------------------------------------
     @classmethod
@@ -298,7 +298,7 @@ class ProfileIndex:
     def _add_profile(self, prof: Profile, file_vars: Dict[str, List[str]]) -> None:
         variables = dict(file_vars)
         chain = []
-        p = prof  # type: Optional[Profile]
+        p: Optional[Profile] = prof
         while p is not None:
             chain.append(p)
             p = p.parent
@@ -334,13 +334,13 @@ class ProfileIndex:
         cached = self._include_cache.get(path)
         if cached is not None:
             return cached
-        empty = (RuleSet(), {})  # type: Tuple[RuleSet, Dict[str, List[str]]]
+        empty: Tuple[RuleSet, Dict[str, List[str]]] = (RuleSet(), {})
         if depth > MAX_INCLUDE_DEPTH or path in self._in_progress:
             self.warnings.append("include loop or depth limit at %s" % path)
             return empty
         if os.path.isdir(path):
             rs = RuleSet()
-            found_vars = {}  # type: Dict[str, List[str]]
+            found_vars: Dict[str, List[str]] = {}
             for name in sorted(os.listdir(path)):
                 if name.startswith(".") or name.endswith(SKIP_SUFFIXES):
                     continue
@@ -494,7 +494,7 @@ class ProfileIndex:
         needed = set(rule.perms or ())
         for pattern in expanded:
             literal = pattern_literal(pattern) if not has_glob(pattern) else None
-            granted = set()  # type: Set[str]
+            granted: Set[str] = set()
             exec_ok = rule.exec_mode is None
             for entry in self._entries_for_pattern(rs, pattern, literal):
                 if entry.deny != rule.deny:

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: armada.apparmor contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The event model of docs/events.md: identity, stable ids and folding of identical accesses.
@@ -10,14 +9,12 @@ base.EventKind); everything that folds or compares events goes through ``identit
 
 Standard library only: this runs on managed hosts.
 """
-from __future__ import absolute_import, division, print_function
 
 import hashlib
 import json
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ansible_collections.armada.apparmor.plugins.module_utils.rules import EVENT_KINDS, FILE_RULE_KINDS
-
-__metaclass__ = type
 
 #: every event kind (docs/events.md), declared by the rule kinds (rules/__init__.py EVENT_KINDS)
 KINDS = tuple(EVENT_KINDS)
@@ -38,8 +35,7 @@ RECORD_FIELDS = ("kind", "profile", "parent", "child", "host", "id", "operations
                  "ouid", "info", "error", "class", "execpath", "namespace", "attribute")
 
 
-def identity(event):
-    # type: (Dict[str, Any]) -> Tuple[Any, ...]
+def identity(event: Dict[str, Any]) -> Tuple[Any, ...]:
     """The tuple that decides which records fold together (docs/events.md, *Identity*).
 
     Capability events use the capability name when the record carries one (``capname=``), so
@@ -48,7 +44,7 @@ def identity(event):
     sightings of the same access, whose ids do not change.
     """
     kind = event.get("kind", "other")
-    ident = [kind, event.get("host"), event.get("profile")]  # type: List[Any]
+    ident: List[Any] = [kind, event.get("host"), event.get("profile")]
     for field in _IDENTITY.get(kind, _IDENTITY["other"]):
         if field == "mask":
             mask = event.get("mask")
@@ -65,15 +61,13 @@ def identity(event):
     return tuple(ident)
 
 
-def event_id(ident):
-    # type: (Tuple[Any, ...]) -> str
+def event_id(ident: Tuple[Any, ...]) -> str:
     """16 hex chars of sha1 over the JSON of the identity: same access, same id, on any host or run."""
     blob = json.dumps(list(ident), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def _union_mask(kind, old, new):
-    # type: (str, str, str) -> str
+def _union_mask(kind: str, old: str, new: str) -> str:
     """Union of two denied masks, keeping the first one's order and appending new parts."""
     if not new or old == new:
         return old
@@ -86,8 +80,7 @@ def _union_mask(kind, old, new):
     return " ".join(words)
 
 
-def _bounded_union(old, new, limit):
-    # type: (List[Any], Iterable[Any], int) -> List[Any]
+def _bounded_union(old: List[Any], new: Iterable[Any], limit: int) -> List[Any]:
     """Sorted union of two lists, cut at ``limit`` entries (a sample, not a census)."""
     merged = set(old)
     for item in new:
@@ -97,8 +90,7 @@ def _bounded_union(old, new, limit):
     return sorted(merged)[:limit]
 
 
-def merge_into(target, other):
-    # type: (Dict[str, Any], Dict[str, Any]) -> None
+def merge_into(target: Dict[str, Any], other: Dict[str, Any]) -> None:
     """Fold ``other`` into ``target`` (same identity): counts, times, unions; first record's fields win."""
     target["count"] = target.get("count", 0) + other.get("count", 0)
     target["operations"] = sorted(set(target.get("operations", [])) | set(other.get("operations", [])))
@@ -118,8 +110,7 @@ def merge_into(target, other):
         target["raw_sample"] = other["raw_sample"]
 
 
-def finish(event):
-    # type: (Dict[str, Any]) -> Dict[str, Any]
+def finish(event: Dict[str, Any]) -> Dict[str, Any]:
     """Give an event its ``id`` (from its identity) and the always-present core fields."""
     event.setdefault("count", 0)
     event.setdefault("first_seen", None)
@@ -132,8 +123,7 @@ def finish(event):
     return event
 
 
-def sort_key(event):
-    # type: (Dict[str, Any]) -> Tuple[str, str, str, str]
+def sort_key(event: Dict[str, Any]) -> Tuple[str, str, str, str]:
     """Order of ``LogReader.result()["events"]``: kind, profile, path, id."""
     return (event.get("kind") or "", event.get("profile") or "", event.get("path") or "", event.get("id") or "")
 
@@ -146,16 +136,14 @@ class Aggregator:
     Trusted and forgeable events have a cap each, so a flood of forged records cannot crowd out real ones.
     """
 
-    def __init__(self, max_events=None):
-        # type: (Optional[int]) -> None
+    def __init__(self, max_events: Optional[int] = None) -> None:
         self.max_events = max_events
-        self.events = {}  # type: Dict[str, Dict[str, Any]]
+        self.events: Dict[str, Dict[str, Any]] = {}
         self.distinct = {False: 0, True: 0}  # distinct events per forgeable flag
         self.dropped = 0
         self.max_reached = False
 
-    def add(self, event):
-        # type: (Dict[str, Any]) -> bool
+    def add(self, event: Dict[str, Any]) -> bool:
         """Fold one (finished) event; returns False when it was dropped by ``max_events``."""
         eid = event.get("id") or finish(event)["id"]
         known = self.events.get(eid)
@@ -171,7 +159,6 @@ class Aggregator:
         self.events[eid] = event
         return True
 
-    def result(self):
-        # type: () -> List[Dict[str, Any]]
+    def result(self) -> List[Dict[str, Any]]:
         """The folded events, sorted (kind, profile, path, id)."""
         return sorted(self.events.values(), key=sort_key)

@@ -183,7 +183,7 @@ def _claimed_origins(ev: Mapping, count: int) -> Dict[str, int]:
     for key in ("origins", "hosts"):
         value = ev.get(key)
         if isinstance(value, Mapping) and value:
-            out = {}  # type: Dict[str, int]
+            out: Dict[str, int] = {}
             for name, num in value.items():
                 try:
                     out[str(name)] = int(num)
@@ -216,7 +216,7 @@ def merge_events(data: Any, var: Optional[str] = None) -> List[Dict[str, Any]]:
     are unioned (pids/comms capped at 16), ``id`` is recomputed fleet-wide. Already merged events (with
     ``hosts``) merge again correctly. Output order is deterministic.
     """
-    merged = {}  # type: Dict[Tuple[Any, ...], _Fold]
+    merged: Dict[Tuple[Any, ...], _Fold] = {}
     for host, ev in _iter_host_events(data, var):
         if not isinstance(ev, Mapping) or "kind" not in ev:
             raise ValueError("merge_events: not an event (a mapping with 'kind'): %s" % compact_json(ev))

@@ -62,7 +62,7 @@ def program_processes(programs: Sequence[str], proc: str = PROC) -> Dict[str, Di
     without AppArmor) is unconfined; processes that exit while being read, or whose exe cannot be read, are
     left out. One pass over /proc, no subprocess.
     """
-    wanted = {p: {"confined": 0, "unconfined": 0, "labels": {}} for p in programs}  # type: Dict[str, Dict[str, Any]]
+    wanted: Dict[str, Dict[str, Any]] = {p: {"confined": 0, "unconfined": 0, "labels": {}} for p in programs}
     if not wanted:
         return wanted
     try:
@@ -143,7 +143,7 @@ def _module_param(path: str) -> Optional[str]:
 
 def loaded_profiles(securityfs: str = SECURITYFS) -> Dict[str, str]:
     """Map of loaded profile name -> mode, read from ``<securityfs>/profiles`` ('name (mode)' lines)."""
-    result = {}  # type: Dict[str, str]
+    result: Dict[str, str] = {}
     try:
         with open(os.path.join(securityfs, "profiles"), encoding="utf-8", errors="surrogateescape") as handle:
             lines = handle.read().splitlines()
@@ -169,7 +169,7 @@ def kernel_policy_hashes(securityfs: str = SECURITYFS) -> Dict[str, Dict[str, st
     looking at mtimes.  Returns {} when the kernel does not export them (hashing disabled).
     """
     base = os.path.join(securityfs, "policy", "profiles")
-    out = {}  # type: Dict[str, Dict[str, str]]
+    out: Dict[str, Dict[str, str]] = {}
     try:
         entries = sorted(os.listdir(base))
     except OSError:
@@ -330,7 +330,7 @@ def profile_names_many(paths: Sequence[str], parser: str, apparmor_d: str = APPA
     import secrets
     import tempfile
 
-    out = {}  # type: Dict[str, List[str]]
+    out: Dict[str, List[str]] = {}
     nonce = secrets.token_hex(8)
     with tempfile.TemporaryDirectory(prefix="armada-names-") as tmp:
         for start in range(0, len(paths), chunk):
@@ -346,7 +346,7 @@ def profile_names_many(paths: Sequence[str], parser: str, apparmor_d: str = APPA
                 args += [path, mpath]
             rc, stdout, _err = run_parser(args, parser)
             names = stdout.decode("utf-8", "surrogateescape").splitlines()
-            current = []  # type: List[str]
+            current: List[str] = []
             i = 0
             for line in names:
                 if i < len(part) and line == markers[i]:
@@ -506,7 +506,7 @@ def file_flags(path: str, parser: str, apparmor_d: str = APPARMOR_D,
 
     with open(path, encoding="utf-8", errors="surrogateescape") as handle:
         text = handle.read()
-    out = {}  # type: Dict[str, List[str]]
+    out: Dict[str, List[str]] = {}
     for name in profile_names(path, parser, apparmor_d) if names is None else names:
         if "//" not in name:
             out[name] = list(profile_model.get_profile_flags(text, name))
@@ -519,7 +519,7 @@ def status(apparmor_d: str = APPARMOR_D, securityfs: str = SECURITYFS, parser: O
            proc: str = PROC) -> Dict[str, Any]:
     """Everything the ``status`` module reports: kernel, parser, loaded profiles, files, drift, processes."""
     kernel = kernel_state(securityfs, module_param)
-    result = {"kernel": kernel}  # type: Dict[str, Any]
+    result: Dict[str, Any] = {"kernel": kernel}
     parser_path = ""
     try:
         parser_path = find_parser(parser)
@@ -535,18 +535,20 @@ def status(apparmor_d: str = APPARMOR_D, securityfs: str = SECURITYFS, parser: O
     result["loaded"] = loaded
     disabled = set(link_names(apparmor_d, "disable"))
     forced = set(link_names(apparmor_d, "force-complain"))
-    files = {}  # type: Dict[str, Any]
+    files: Dict[str, Any] = {}
     hashes = kernel_policy_hashes(securityfs) if kernel["enabled"] and check_drift else {}
-    drift = {"not_loaded": [], "mode_mismatch": [], "content": [], "loaded_without_file": [],
-             "errors": []}  # type: Dict[str, List[Any]]
+    drift: Dict[str, List[Any]] = {"not_loaded": [], "mode_mismatch": [], "content": [], "loaded_without_file": [],
+                                   "errors": []}
     defined = set()
     names = profile_files(apparmor_d)
     batch = [os.path.join(apparmor_d, n) for n in names if n not in disabled]
     known = profile_names_many(batch, parser_path, apparmor_d) if parser_path and batch else {}
     for name in names:
         path = os.path.join(apparmor_d, name)
-        entry = {"path": path, "sha256": sha256_file(path), "mtime": _mtime(path), "disabled": name in disabled,
-                 "force_complain": name in forced, "profiles": {}}  # type: Dict[str, Any]
+        entry: Dict[str, Any] = {
+            "path": path, "sha256": sha256_file(path), "mtime": _mtime(path), "disabled": name in disabled,
+            "force_complain": name in forced, "profiles": {}
+        }
         try:
             flags = file_flags(path, parser_path, apparmor_d, known.get(path))
         except Exception as exc:  # a file the model cannot read is reported, not fatal

@@ -62,7 +62,7 @@ def write_changes(changes: Dict[str, Optional[bytes]], apparmor_d: str = host.AP
     previous contents (``None`` = did not exist), the files already written are put back, so the change is
     all or nothing; the :class:`fileops.FileOpError` raised says so, or names the files it could not put back.
     """
-    done = []  # type: List[str]
+    done: List[str] = []
     for rel in sorted(changes):
         full = os.path.join(apparmor_d, rel)
         data = changes[rel]
@@ -90,7 +90,7 @@ def put_back(rels: Iterable[str], old: Dict[str, Optional[bytes]], apparmor_d: s
     not exist, so remove it) - the undo of a change the parser or the disk refused half-way.
 
     Goes on past a file it cannot restore and returns those errors (empty: everything is as it was)."""
-    stuck = []  # type: List[str]
+    stuck: List[str] = []
     for rel in rels:
         try:
             if old.get(rel) is None:

@@ -35,7 +35,7 @@ FALLBACK_LOCK_PATH = "/var/lib/armada-apparmor/armada-apparmor.lock"
 POLL = 0.1
 
 # path -> [fd, depth] of locks this process holds (re-entrancy)
-_HELD = {}  # type: Dict[str, list]
+_HELD: Dict[str, list] = {}
 
 
 class LockBusy(Exception):
@@ -122,7 +122,7 @@ class HostLock:
                     raise LockError("cannot lock %s: %s" % (self.path, exc.strerror)) from None
             waited = time.monotonic() - start
             if waited >= self.timeout:
-                holder = {}  # type: Dict[str, Any]
+                holder: Dict[str, Any] = {}
                 for _ in range(3):  # the holder may be between truncate and write
                     holder = read_holder(self.path)
                     if holder:

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: armada.apparmor contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """AppArmor log records: the grammar of one record, in every format a host writes (docs/events.md).
@@ -14,16 +13,14 @@ This file reads ONE record (``parse_record``, ``build_event``, ``parse_line``); 
 of log bytes with it and folds the events. Nothing raises on bad input: a line that is not a record gets
 a skip reason. Standard library only (runs on managed hosts).
 """
-from __future__ import absolute_import, division, print_function
 
 import json
 import re
 import time
+from typing import Any, Dict, Optional, Tuple
 
 from ansible_collections.armada.apparmor.plugins.module_utils import events as ev_mod
 from ansible_collections.armada.apparmor.plugins.module_utils.rules import EVENT_KINDS
-
-__metaclass__ = type
 
 #: lines longer than this are not parsed (a record is a few hundred bytes; paths are <= 4 KiB)
 MAX_LINE = 65536
@@ -95,8 +92,7 @@ _NET_OPS = frozenset((
 
 
 
-def sanitise(text, limit=SAMPLE_LEN):
-    # type: (Any, int) -> str
+def sanitise(text: Any, limit: int = SAMPLE_LEN) -> str:
     """A log excerpt safe to show: non-printables escaped, cut at ``limit`` characters."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "backslashreplace")
@@ -104,8 +100,7 @@ def sanitise(text, limit=SAMPLE_LEN):
     return out + ("..." if len(text) > limit else "")
 
 
-def _decode_value(key, raw):
-    # type: (str, str) -> Tuple[Optional[str], bool]
+def _decode_value(key: str, raw: str) -> Tuple[Optional[str], bool]:
     """(value, quoted). Unquoted hex values of text keys are decoded; None means bad hex."""
     if raw[:1] == '"' or raw[:1] == "'":
         return raw[1:-1], True
@@ -120,10 +115,9 @@ def _decode_value(key, raw):
     return raw, False
 
 
-def parse_fields(text):
-    # type: (str) -> Tuple[Dict[str, str], Optional[str]]
+def parse_fields(text: str) -> Tuple[Dict[str, str], Optional[str]]:
     """``key=value`` pairs of a record (first occurrence wins; hex decoded). (fields, error reason)."""
-    fields = {}  # type: Dict[str, str]
+    fields: Dict[str, str] = {}
     for key, raw in _KV.findall(text):
         if key in fields:
             continue
@@ -140,8 +134,7 @@ def parse_fields(text):
     return fields, None
 
 
-def split_header(line):
-    # type: (bytes) -> Dict[str, Any]
+def split_header(line: bytes) -> Dict[str, Any]:
     """Split one line into node, audit type, stamp, header time text and the record body.
 
     Handles ``node=H type=T msg=audit(E:S): body``, kernel lines ``... type=1400 audit(E:S): body``
@@ -190,8 +183,9 @@ def split_header(line):
     return out
 
 
-def parse_record(line, node=None, when=None):
-    # type: (bytes, Optional[str], Optional[float]) -> Tuple[Optional[Dict[str, Any]], Optional[str]]
+def parse_record(line: bytes,
+                 node: Optional[str] = None,
+                 when: Optional[float] = None) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
     """Parse one line into a record ``{"mode", "type", "node", "fields", "stamp", "time"}``.
 
     Returns (record, None) or (None, reason); reason ``not_a_record`` means the line only mentions
@@ -251,11 +245,10 @@ def parse_record(line, node=None, when=None):
     return rec, None
 
 
-_TIME_CACHE = {}  # type: Dict[bytes, Optional[float]]
+_TIME_CACHE: Dict[bytes, Optional[float]] = {}
 
 
-def _timegm(tup):
-    # type: (Tuple[int, ...]) -> int
+def _timegm(tup: Tuple[int, ...]) -> int:
     """calendar.timegm without importing calendar (and locale) on every managed host run."""
     year, month, day, hh, mi, ss = tup[:6]
     y = year - (month <= 2)
@@ -266,8 +259,7 @@ def _timegm(tup):
     return days * 86400 + hh * 3600 + mi * 60 + ss
 
 
-def header_time(header):
-    # type: (bytes) -> Optional[float]
+def header_time(header: bytes) -> Optional[float]:
     """Epoch seconds of a syslog header (BSD ``Jan  1 15:09:04[.us][+08:00]`` or ISO 8601).
 
     Naive times are host local time (what syslog daemons write); BSD times carry no year: the
@@ -311,8 +303,7 @@ def header_time(header):
     return value
 
 
-def _num(value):
-    # type: (Optional[str]) -> Any
+def _num(value: Optional[str]) -> Any:
     """int for decimal text (also negative), else the text unchanged."""
     if value is None:
         return None
@@ -320,8 +311,7 @@ def _num(value):
     return int(value) if v.isdigit() and len(v) <= MAX_DIGITS else value
 
 
-def classify(fields, mode):
-    # type: (Dict[str, str], str) -> str
+def classify(fields: Dict[str, str], mode: str) -> str:
     """The event kind of a record (docs/events.md, *Kind classification*)."""
     op = fields.get("operation", "")
     cls = fields.get("class", "")
@@ -365,21 +355,21 @@ _PATH_KINDS = frozenset(name for name, ek in EVENT_KINDS.items() if "path" in ek
 _OWNER_KINDS = frozenset(name for name, ek in EVENT_KINDS.items() if "owner" in ek.fields)
 
 
-def _set(ev, key, value):
-    # type: (Dict[str, Any], str, Any) -> None
+def _set(ev: Dict[str, Any], key: str, value: Any) -> None:
     if value is not None:
         ev[key] = value
 
 
-def build_event(rec, host=None):
-    # type: (Dict[str, Any], Optional[str]) -> Dict[str, Any]
+def build_event(rec: Dict[str, Any], host: Optional[str] = None) -> Dict[str, Any]:
     """The event (without counters) of one parsed record; see docs/events.md for each field."""
     f = rec["fields"]
     mode = rec["mode"]
     kind = classify(f, mode)
     profile = f.get("profile") if f.get("profile") is not None else f.get("label")
-    ev = {"kind": kind, "host": rec.get("node") or host, "profile": profile, "parent": None, "child": None,
-          "operations": [f["operation"]] if f.get("operation") else [], "modes": [mode]}  # type: Dict[str, Any]
+    ev: Dict[str, Any] = {
+        "kind": kind, "host": rec.get("node") or host, "profile": profile, "parent": None, "child": None,
+        "operations": [f["operation"]] if f.get("operation") else [], "modes": [mode]
+    }
     if profile is not None:
         parent, sep, child = profile.partition("//")
         ev["parent"] = parent
@@ -450,15 +440,13 @@ def build_event(rec, host=None):
     return ev
 
 
-def record_pid(rec):
-    # type: (Dict[str, Any]) -> Optional[int]
+def record_pid(rec: Dict[str, Any]) -> Optional[int]:
     """The pid of the process the record is about (for USER_AVC: the one inside ``msg='...'``)."""
     pid = _num(rec["fields"].get("pid"))
     return pid if isinstance(pid, int) else None
 
 
-def parse_line(line, host=None):
-    # type: (bytes, Optional[str]) -> Dict[str, Any]
+def parse_line(line: bytes, host: Optional[str] = None) -> Dict[str, Any]:
     """One line, parsed alone (for tests and conformance): ``{"record", "event", "skip"}``.
 
     JSON lines (``journalctl -o json``) are unpacked. ``event`` is the unfolded event (count 1).
@@ -484,8 +472,7 @@ def parse_line(line, host=None):
     return {"record": rec, "event": event, "skip": None}
 
 
-def json_object(line):
-    # type: (bytes) -> Tuple[Dict[str, Any], Optional[str]]
+def json_object(line: bytes) -> Tuple[Dict[str, Any], Optional[str]]:
     """(object, error) of one ``journalctl -o json`` line."""
     try:
         obj = json.loads(line.decode("utf-8"))
@@ -496,8 +483,7 @@ def json_object(line):
     return obj, None
 
 
-def _json_message(line):
-    # type: (bytes) -> Tuple[bytes, Optional[float], Optional[str]]
+def _json_message(line: bytes) -> Tuple[bytes, Optional[float], Optional[str]]:
     """(MESSAGE bytes, realtime seconds, error) of one ``journalctl -o json`` object."""
     obj, err = json_object(line)
     if err:
@@ -505,8 +491,7 @@ def _json_message(line):
     return journal_entry_message(obj)
 
 
-def journal_entry_message(obj):
-    # type: (Dict[str, Any]) -> Tuple[bytes, Optional[float], Optional[str]]
+def journal_entry_message(obj: Dict[str, Any]) -> Tuple[bytes, Optional[float], Optional[str]]:
     msg = obj.get("MESSAGE")
     if isinstance(msg, list):
         try:

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: armada.apparmor contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Scan blocks of log bytes for AppArmor records and fold them into events (docs/events.md).
@@ -23,7 +22,6 @@ Why it is built the way it is (speed is a requirement: 10x aa-logprof's reader):
 Nothing raises on bad input: malformed, truncated, binary, too long, bad JSON or bad hex lines are
 counted per reason with a few sanitised samples. Standard library only (runs on managed hosts).
 """
-from __future__ import absolute_import, division, print_function
 
 import gc
 import json
@@ -32,6 +30,7 @@ import time
 from collections import Counter
 from itertools import islice
 from operator import itemgetter
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from ansible_collections.armada.apparmor.plugins.module_utils import events as ev_mod
 from ansible_collections.armada.apparmor.plugins.module_utils import provenance
@@ -49,8 +48,6 @@ from ansible_collections.armada.apparmor.plugins.module_utils.logparse import (
     sanitise,
     split_header,
 )
-
-__metaclass__ = type
 
 #: data is buffered to this size before a block is scanned (bounds memory, amortises the scan)
 BLOCK = 8 << 20
@@ -93,21 +90,19 @@ class _Template:
 
     __slots__ = ("event", "skip", "filtered", "kind", "mode", "pid", "comm", "sample", "size")
 
-    def __init__(self):
-        # type: () -> None
-        self.event = None  # type: Optional[Dict[str, Any]]
-        self.skip = None  # type: Optional[str]
+    def __init__(self) -> None:
+        self.event: Optional[Dict[str, Any]] = None
+        self.skip: Optional[str] = None
         self.filtered = False
-        self.kind = None  # type: Optional[str]
-        self.mode = None  # type: Optional[str]
-        self.pid = None  # type: Optional[int]
-        self.comm = None  # type: Optional[str]
-        self.sample = None  # type: Optional[str]
+        self.kind: Optional[str] = None
+        self.mode: Optional[str] = None
+        self.pid: Optional[int] = None
+        self.comm: Optional[str] = None
+        self.sample: Optional[str] = None
         self.size = 0
 
 
-def _long_lines(buf, end):
-    # type: (Any, int) -> List[Tuple[int, int]]
+def _long_lines(buf: Any, end: int) -> List[Tuple[int, int]]:
     """(start, end) of the lines of ``buf[:end]`` longer than MAX_LINE, newline included.
 
     Jumps MAX_LINE bytes at a time and looks back for a newline, so a block of normal lines costs
@@ -144,40 +139,44 @@ class LogReader:
     provenance.py): every event carries ``sources`` and ``forgeable``.
     """
 
-    def __init__(self, host=None, profiles=None, modes=None, raw_samples=False, max_events=None, dbus_uids=None):
-        # type: (Optional[str], Optional[List[str]], Optional[List[str]], bool, Optional[int], Optional[Iterable[int]]) -> None
+    def __init__(self,
+                 host: Optional[str] = None,
+                 profiles: Optional[List[str]] = None,
+                 modes: Optional[List[str]] = None,
+                 raw_samples: bool = False,
+                 max_events: Optional[int] = None,
+                 dbus_uids: Optional[Iterable[int]] = None) -> None:
         self.host = host
         self.dbus_uids = frozenset(dbus_uids) if dbus_uids is not None else provenance.bus_uids()
-        self._declared = None  # type: Optional[str]
+        self._declared: Optional[str] = None
         self._origin = provenance.stream_origin(None)
         self.profiles = list(profiles) if profiles else None
         self.modes = frozenset(m.upper() for m in modes) if modes else None
         self.raw_samples = raw_samples
         self._agg = ev_mod.Aggregator(max_events)
         # per distinct record body (key): template, count, first/last stamp, pid sample
-        self._tmpl = {}  # type: Dict[Any, _Template]
-        self._cnt = Counter()  # type: Dict[Any, int]
-        self._first = {}  # type: Dict[Any, Any]
-        self._last = {}  # type: Dict[Any, Any]
-        self._pids = {}  # type: Dict[Any, set]
-        self._norm = {}  # type: Dict[Any, _Template]
+        self._tmpl: Dict[Any, _Template] = {}
+        self._cnt: Dict[Any, int] = Counter()
+        self._first: Dict[Any, Any] = {}
+        self._last: Dict[Any, Any] = {}
+        self._pids: Dict[Any, set] = {}
+        self._norm: Dict[Any, _Template] = {}
         self._tmpl_bytes = 0  # bytes of the cached distinct bodies (MAX_TEMPLATE_BYTES)
-        self._pending = []  # type: List[bytes]
+        self._pending: List[bytes] = []
         self._pending_len = 0
-        self._profile_ok = {}  # type: Dict[Optional[str], bool]
+        self._profile_ok: Dict[Optional[str], bool] = {}
         #: CPU seconds per stage (for the benchmark): block scans, bulk folding of fast records, the
         #: general per-line path, parsing of distinct bodies, folding into events at the end
         self.timing = {"scan": 0.0, "fold": 0.0, "mixed": 0.0, "parse": 0.0, "events": 0.0}
-        self.stats = {
+        self.stats: Dict[str, Any] = {
             "lines": 0, "records": 0, "events": 0, "kinds": {}, "modes": {}, "filtered": 0, "ignored": 0,
             "skipped": {}, "samples": {}, "bytes": 0, "apparmor_bytes": 0, "seconds": 0.0,
             "max_events_reached": False, "dropped": 0,
-        }  # type: Dict[str, Any]
+        }
 
     # -- input -------------------------------------------------------------------------------
 
-    def _use(self, declared):
-        # type: (Optional[str]) -> None
+    def _use(self, declared: Optional[str]) -> None:
         """Switch to the origin of the next bytes: what is buffered so far is read under the old one."""
         if declared == self._declared:
             return
@@ -186,8 +185,7 @@ class LogReader:
         self._fold()
         self._declared, self._origin = declared, origin
 
-    def feed(self, data, source="", origin=None):
-        # type: (bytes, str, Optional[str]) -> None
+    def feed(self, data: bytes, source: str = "", origin: Optional[str] = None) -> None:
         """Add whole lines of any supported format. Data is buffered and scanned in large blocks.
 
         ``origin``: what wrote these bytes (provenance.DECLARED: ``auditd``, ``dmesg``, ``syslog``,
@@ -206,8 +204,7 @@ class LogReader:
         if self._pending_len >= BLOCK:
             self._drain()
 
-    def feed_stream(self, fobj, source="", block=BLOCK, origin=None):
-        # type: (Any, str, int, Optional[str]) -> None
+    def feed_stream(self, fobj: Any, source: str = "", block: int = BLOCK, origin: Optional[str] = None) -> None:
         """Read a binary file object to its end in large blocks (one reused buffer, no copies).
 
         The buffer grows to hold one line of at most MAX_LINE bytes, no further: a line that fills
@@ -253,21 +250,19 @@ class LogReader:
         finally:
             view.release()
 
-    def _too_long_line(self, line, size):
-        # type: (Any, int) -> None
+    def _too_long_line(self, line: Any, size: int) -> None:
         """Count a line longer than MAX_LINE that is not read (``line`` may hold only its start)."""
         self.stats["lines"] += 1
         self.stats["bytes"] += size
         self._skip("too_long", bytes(line[:SAMPLE_LEN + 1]))
 
-    def feed_journal_export(self, data, source="", origin="journal"):
-        # type: (bytes, str, Optional[str]) -> None
+    def feed_journal_export(self, data: bytes, source: str = "", origin: Optional[str] = "journal") -> None:
         """Add ``journalctl -o export`` output (entries separated by blank lines, binary fields sized)."""
         self._use(origin)
         t0 = time.process_time()
         self.stats["bytes"] += len(data)
         pos, end = 0, len(data)
-        entry = {}  # type: Dict[str, Any]
+        entry: Dict[str, Any] = {}
         while pos < end:
             nl = data.find(b"\n", pos)
             if nl < 0:
@@ -300,8 +295,7 @@ class LogReader:
             self._export_entry(entry)
         self.stats["seconds"] += time.process_time() - t0
 
-    def _export_entry(self, entry):
-        # type: (Dict[str, Any]) -> None
+    def _export_entry(self, entry: Dict[str, Any]) -> None:
         msg = entry.get("MESSAGE")
         if not msg:
             return
@@ -314,8 +308,7 @@ class LogReader:
             return
         self._general(msg, when=when, origin=self._entry_origin(entry))
 
-    def _entry_origin(self, entry):
-        # type: (Mapping[str, Any]) -> str
+    def _entry_origin(self, entry: Mapping[str, Any]) -> str:
         """Origin of one journal entry: by its trusted fields when the stream is a journal."""
         if self._declared == "journal":
             return provenance.journal_origin(entry, self.dbus_uids)
@@ -323,8 +316,7 @@ class LogReader:
 
     # -- output ------------------------------------------------------------------------------
 
-    def result(self):
-        # type: () -> Dict[str, Any]
+    def result(self) -> Dict[str, Any]:
         """``{"events": [...], "stats": {...}}``; may be called again after more ``feed``."""
         self._drain()
         t0 = time.process_time()
@@ -344,8 +336,7 @@ class LogReader:
 
     # -- block processing --------------------------------------------------------------------
 
-    def _drain(self):
-        # type: () -> None
+    def _drain(self) -> None:
         if not self._pending:
             return
         data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
@@ -353,8 +344,7 @@ class LogReader:
         self._pending_len = 0
         self._run(data, len(data))
 
-    def _run(self, buf, end):
-        # type: (Any, int) -> None
+    def _run(self, buf: Any, end: int) -> None:
         """Process ``buf[:end]`` (whole lines; bytes or bytearray, never copied on the fast path)."""
         # The scan and fold allocate a tuple per record but never a reference cycle: the cyclic
         # collector would only walk those young tuples again and again (about 5% of the time)
@@ -366,8 +356,7 @@ class LogReader:
             if gc_was_on:
                 gc.enable()
 
-    def _run_block(self, buf, end):
-        # type: (Any, int) -> None
+    def _run_block(self, buf: Any, end: int) -> None:
         t0 = time.process_time()
         timing = self.timing
         st = self.stats
@@ -408,12 +397,11 @@ class LogReader:
             self._fold()
         st["seconds"] += time.process_time() - t0
 
-    def _mixed(self, chunk, end):
-        # type: (bytes, int) -> List[Tuple[bytes, ...]]
+    def _mixed(self, chunk: bytes, end: int) -> List[Tuple[bytes, ...]]:
         """A block with other shapes: fast records by position, every other candidate line alone."""
         recs = []
         fast_lines = set()
-        raws = {} if self.raw_samples else None  # type: Optional[Dict[Any, bytes]]
+        raws: Optional[Dict[Any, bytes]] = {} if self.raw_samples else None
         for m in _FAST_FIRST.finditer(chunk, 0, end):
             ls = chunk.rfind(b"\n", 0, m.start()) + 1
             if m.group(5) or chunk.find(b"node=", ls, m.start()) >= 0:
@@ -452,8 +440,7 @@ class LogReader:
             self._general(line)
         return recs
 
-    def _bulk(self, recs):
-        # type: (List[Tuple[bytes, ...]]) -> None
+    def _bulk(self, recs: List[Tuple[bytes, ...]]) -> None:
         """Fold fast-shape records per distinct (class, body before pid, rest) with C-level builtins.
 
         Python code runs once per distinct body in the block; per record only ``map``, ``Counter`` and
@@ -507,8 +494,7 @@ class LogReader:
                 s.add(rec[2])
         self._raws = None
 
-    def _general(self, line, when=None, origin=None):
-        # type: (bytes, Optional[float], Optional[str]) -> None
+    def _general(self, line: bytes, when: Optional[float] = None, origin: Optional[str] = None) -> None:
         """Any shape, one line: cached on the line minus its time and pid tokens (and per origin)."""
         if len(line) > MAX_LINE:
             self._skip("too_long", line)
@@ -558,8 +544,11 @@ class LogReader:
         if toks and len(pids) < ev_mod.MAX_PIDS:
             pids.add(toks[0])
 
-    def _template(self, line, raw, when=None, origin=None):
-        # type: (bytes, bytes, Optional[float], Optional[str]) -> _Template
+    def _template(self,
+                  line: bytes,
+                  raw: bytes,
+                  when: Optional[float] = None,
+                  origin: Optional[str] = None) -> _Template:
         """Parse one distinct record body once: event, skip reason, or filtered."""
         t0 = time.process_time()
         try:
@@ -567,8 +556,7 @@ class LogReader:
         finally:
             self.timing["parse"] += time.process_time() - t0
 
-    def _template_parse(self, line, raw, when, origin):
-        # type: (bytes, bytes, Optional[float], str) -> _Template
+    def _template_parse(self, line: bytes, raw: bytes, when: Optional[float], origin: str) -> _Template:
         tmpl = _Template()
         rec, reason = parse_record(line, when=when)
         if rec is None:
@@ -588,8 +576,7 @@ class LogReader:
         tmpl.event = ev_mod.finish(event)
         return tmpl
 
-    def _profile_wanted(self, profile):
-        # type: (Optional[str]) -> bool
+    def _profile_wanted(self, profile: Optional[str]) -> bool:
         if self.profiles is None:
             return True
         ok = self._profile_ok.get(profile)
@@ -608,8 +595,7 @@ class LogReader:
             self._profile_ok[profile] = ok
         return ok
 
-    def _skip(self, reason, line, n=1, sample=None):
-        # type: (str, bytes, int, Optional[str]) -> None
+    def _skip(self, reason: str, line: bytes, n: int = 1, sample: Optional[str] = None) -> None:
         st = self.stats
         st["skipped"][reason] = st["skipped"].get(reason, 0) + n
         samples = st["samples"].setdefault(reason, [])
@@ -618,12 +604,11 @@ class LogReader:
             if text not in samples:
                 samples.append(text)
 
-    def _fold(self):
-        # type: () -> None
+    def _fold(self) -> None:
         """Move the per-body counters into stats and the aggregator, and empty the caches."""
         agg, st = self._agg, self.stats
         first, last, pids, cnt = self._first, self._last, self._pids, self._cnt
-        groups = {}  # type: Dict[int, list]
+        groups: Dict[int, list] = {}
         for key, tmpl in self._tmpl.items():  # bodies sharing a template fold first
             n = cnt.get(key, 0)
             if n == 0:

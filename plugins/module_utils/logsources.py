@@ -194,8 +194,8 @@ def resolve_sources(requested: Sequence[str], root: str = "/",
     absolute file path, or ``auditd:`` and an absolute path for a file the caller vouches auditd writes
     (an auditd ``log_file`` this host's auditd.conf does not name, such as a copy kept by a collector).
     """
-    out = []  # type: List[Source]
-    notes = []  # type: List[str]
+    out: List[Source] = []
+    notes: List[str] = []
     seen = set()
 
     def add(src: Source) -> None:
@@ -437,7 +437,7 @@ def rotated_candidates(path: str, attempts: int = 5) -> List[_Cand]:
     live_gz = path.endswith(".gz")
     for _attempt in range(attempts):
         before = _snapshot(directory, base, live_gz)
-        opened = {}  # type: Dict[Tuple, _Cand]
+        opened: Dict[Tuple, _Cand] = {}
         consistent = True
         try:
             for name, (ino, order, gz) in before.items():
@@ -509,7 +509,7 @@ def _matches(cand: _Cand, entry: Dict[str, Any]) -> bool:
         if not cand.gz:
             if cand.st.st_size < offset:
                 return False
-            fp = _fingerprint_plain(cand.stream(), offset)  # type: Optional[Tuple[str, str]]
+            fp: Optional[Tuple[str, str]] = _fingerprint_plain(cand.stream(), offset)
         else:
             fp = _fingerprint_stream(cand.stream(), offset)
     except (OSError, EOFError, zlib.error):
@@ -568,8 +568,8 @@ def read_file(src_path: str, state: Optional[Dict[str, Any]], sink: Sink,
     position was taken are read from 0 and ``info["cursor_lost"]`` is set.
     On an I/O problem the old state is returned unchanged with ``info["status"]`` saying why.
     """
-    info = {"status": "ok", "bytes": 0, "files": [], "notes": [], "restarted": False,
-            "cursor_lost": False}  # type: Dict[str, Any]
+    info: Dict[str, Any] = {"status": "ok", "bytes": 0, "files": [], "notes": [], "restarted": False,
+                            "cursor_lost": False}
     try:
         cands = rotated_candidates(src_path)
     except OSError as exc:
@@ -603,7 +603,7 @@ def _find_secondary(cands: List[_Cand], sec: Dict[str, Any], taken) -> Optional[
 def _plan(cands: List[_Cand], entries: List[Dict[str, Any]], include_rotated: bool,
           info: Dict[str, Any]) -> Dict[int, int]:
     """Which candidates to read and from which offset: {index: start offset}."""
-    starts = {}  # type: Dict[int, int]
+    starts: Dict[int, int] = {}
     if not entries:
         if include_rotated:
             return {i: 0 for i in range(len(cands))}
@@ -671,7 +671,7 @@ def _read_cands(src_path: str, cands: List[_Cand], state: Optional[Dict[str, Any
         return state, info
     entries = list((state or {}).get("files") or [])
     starts = _plan(cands, entries, include_rotated, info)
-    read = []  # type: List[Tuple[_Cand, int]]
+    read: List[Tuple[_Cand, int]] = []
     for i in sorted(starts):
         c = cands[i]
         try:
@@ -824,7 +824,7 @@ class JournalSource(Source):
             info["status"] = "error"
             info["notes"].append("cannot run journalctl: %s" % exc)
             return state, info
-        cursors = []  # type: List[str]
+        cursors: List[str] = []
 
         def hand(whole: bytes) -> None:
             sink(whole)
@@ -991,8 +991,8 @@ def read_all(sources: Sequence[Source], positions: Dict[str, Any], feed: Callabl
     have one) and one report per source: its description plus status, bytes, files read, notes,
     ``restarted`` / ``cursor_lost``, and ``mark_found`` when a mark was asked for.
     """
-    new_positions = {}  # type: Dict[str, Any]
-    reports = []  # type: List[Dict[str, Any]]
+    new_positions: Dict[str, Any] = {}
+    reports: List[Dict[str, Any]] = []
     for src in sources:
         key = src.key
 

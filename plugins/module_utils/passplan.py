@@ -33,7 +33,7 @@ def _int(value: Any) -> int:
 
 
 def _unique(items: Iterable[Any]) -> List[Any]:
-    out = []  # type: List[Any]
+    out: List[Any] = []
     for item in items:
         if item not in out:
             out.append(item)
@@ -48,7 +48,7 @@ def tracked_profiles(programs: Sequence[Any], profiles: Sequence[str]) -> List[s
 
 def host_profile_files(status: Mapping) -> Dict[str, str]:
     """{profile name: file} for every top-level profile a file on the host defines (status module output)."""
-    out = {}  # type: Dict[str, str]
+    out: Dict[str, str] = {}
     for entry in _map(status.get("files")).values():
         for name in _map(_map(entry).get("profiles")):
             out[name] = entry.get("path")
@@ -74,7 +74,7 @@ def convergence_record(old: Any, tracked: Sequence[str], result: Mapping, host_f
     reported = _map(result.get("profiles"))
     limit = _int(threshold)
     names = sorted(n for n in _unique(list(previous) + list(tracked) + list(reported)) if n in host_files)
-    profiles = {}  # type: Dict[str, Dict[str, Any]]
+    profiles: Dict[str, Dict[str, Any]] = {}
     for name in names:
         before = _map(previous.get(name))
         added = name in changed_profiles
@@ -93,7 +93,7 @@ def fetch_names(tracked: Sequence[str], result: Mapping, host_files: Mapping,
     The tracked profiles (inventory), else those of this pass's result; the name is ``file_name(profile)``,
     derived on the controller; a host file defining several of them is fetched once.
     """
-    out = {}  # type: Dict[str, str]
+    out: Dict[str, str] = {}
     for profile in (tracked if tracked else list(_map(result.get("profiles")))):
         if profile not in host_files:
             continue
@@ -109,11 +109,11 @@ def fetch_plan(texts_by_host: Sequence[Tuple[str, Mapping]]) -> List[Dict[str, A
     A host whose text differs gets its own ``NAME.host-HOST`` entry, so nothing is silently overwritten.
     ``texts_by_host`` is [(host, {file name: text})] in play order.
     """
-    by_name = {}  # type: Dict[str, List[Tuple[str, Any]]]
+    by_name: Dict[str, List[Tuple[str, Any]]] = {}
     for host, texts in texts_by_host:
         for name, text in _map(texts).items():
             by_name.setdefault(name, []).append((host, text))
-    out = []  # type: List[Dict[str, Any]]
+    out: List[Dict[str, Any]] = []
     for name in sorted(by_name):
         first = by_name[name][0][1]
         out.append({"name": name, "content": first, "hosts": [h for h, text in by_name[name] if text == first]})
@@ -124,7 +124,7 @@ def fetch_plan(texts_by_host: Sequence[Tuple[str, Mapping]]) -> List[Dict[str, A
 
 def pass_counts(result: Mapping, answers: Any, pending_path: str, fetch_path: str) -> Dict[str, str]:
     """Per profile the rules allowed, denied and the pending events (children included), then the fleet line."""
-    out = {}  # type: Dict[str, str]
+    out: Dict[str, str] = {}
     profiles = _map(result.get("profiles"))
     for name in sorted(profiles):
         parts = [profiles[name]] + list(_map(profiles[name].get("children")).values())
@@ -150,7 +150,7 @@ def enforce_plan(status: Mapping, record: Any, programs: Sequence[Any], profiles
     checks, never the ones on the host: AppArmor present, a file defining the profile).
     """
     files = host_profile_files(status)
-    flags = {}  # type: Dict[str, Mapping]
+    flags: Dict[str, Mapping] = {}
     for entry in _map(status.get("files")).values():
         for name, profile in _map(_map(entry).get("profiles")).items():
             flags[name] = _map(profile)
@@ -160,7 +160,7 @@ def enforce_plan(status: Mapping, record: Any, programs: Sequence[Any], profiles
     kernel = _map(status.get("kernel"))
     loaded_modes = _map(status.get("loaded"))
     names = tracked_profiles(programs, profiles) or list(kept)
-    out = []  # type: List[Dict[str, Any]]
+    out: List[Dict[str, Any]] = []
     for name in sorted(names):
         rec = _map(kept.get(name))
         profile = flags.get(name, {})

@@ -71,7 +71,7 @@ class Statement:
         self.start = start
         self.end = end
         self.line = line
-        self.profile = None  # type: Optional[Profile]
+        self.profile: Optional[Profile] = None
 
     def __repr__(self) -> str:
         return "<Statement %s line %d %r>" % (self.kind, self.line, self.text[:60])
@@ -117,16 +117,16 @@ class Profile:
         self.header = header
         self.parent = parent
         self.name = ""
-        self.attachment = None  # type: Optional[str]
-        self.flags = []  # type: List[str]
+        self.attachment: Optional[str] = None
+        self.flags: List[str] = []
         self.is_hat = False
-        self.keyword = None  # type: Optional[str]  # "profile", "hat", "^" or None
-        self.rules = []  # type: List[ProfileRule]
-        self.includes = []  # type: List[Include]
-        self.variables = {}  # type: Dict[str, List[str]]
-        self.children = []  # type: List[Profile]
-        self.close = None  # type: Optional[Statement]
-        self.statements = []  # type: List[Statement]
+        self.keyword: Optional[str] = None  # "profile", "hat", "^" or None
+        self.rules: List[ProfileRule] = []
+        self.includes: List[Include] = []
+        self.variables: Dict[str, List[str]] = {}
+        self.children: List[Profile] = []
+        self.close: Optional[Statement] = None
+        self.statements: List[Statement] = []
         self._parse_header(header.text)
 
     @property
@@ -210,14 +210,14 @@ class ProfileFile:
     def __init__(self, text: str, path: Optional[str] = None) -> None:
         self.text = text
         self.path = path
-        self.statements = []  # type: List[Statement]
-        self.profiles = []  # type: List[Profile]
-        self.abi = None  # type: Optional[str]
-        self.includes = []  # type: List[Include]
-        self.variables = {}  # type: Dict[str, List[str]]
-        self.preamble = []  # type: List[Statement]
+        self.statements: List[Statement] = []
+        self.profiles: List[Profile] = []
+        self.abi: Optional[str] = None
+        self.includes: List[Include] = []
+        self.variables: Dict[str, List[str]] = {}
+        self.preamble: List[Statement] = []
         # Rules outside any profile: the body of an abstraction / include file.
-        self.toplevel_rules = []  # type: List[ProfileRule]
+        self.toplevel_rules: List[ProfileRule] = []
 
     # ---- parsing -------------------------------------------------------------------------------
     @classmethod
@@ -227,7 +227,7 @@ class ProfileFile:
             raise ProfileError("profile text must be a string")
         pf = cls(text, path)
         pf.statements = list(_split_statements(text))
-        stack = []  # type: List[Profile]
+        stack: List[Profile] = []
         for st in pf.statements:
             current = stack[-1] if stack else None
             st.profile = current
@@ -263,8 +263,8 @@ class ProfileFile:
                 _apply_variable(current.variables if current else pf.variables, st)
             elif st.kind == "rule":
                 try:
-                    rule = parse_rule(st.text)  # type: Optional[Rule]
-                    err = None  # type: Optional[str]
+                    rule: Optional[Rule] = parse_rule(st.text)
+                    err: Optional[str] = None
                 except (RuleParseError, EscapeError, ValueError) as exc:
                     rule, err = None, str(exc)
                 # rules outside any profile are the body of an abstraction (include file)
@@ -280,7 +280,7 @@ class ProfileFile:
 
     # ---- queries -------------------------------------------------------------------------------
     def all_profiles(self) -> List[Profile]:
-        out = []  # type: List[Profile]
+        out: List[Profile] = []
         for prof in self.profiles:
             out.extend(prof.walk())
         return out
@@ -337,7 +337,7 @@ class ProfileFile:
         hits = [pr.statement for pr in body if pr.rule in wanted or rule_key(pr.text) in keys]
         hits += [inc.statement for inc in includes if rule_key(inc.statement.text) in keys]
         text = self.text
-        removed = []  # type: List[str]
+        removed: List[str] = []
         for stmt in sorted(hits, key=lambda s: s.start, reverse=True):
             start, end = stmt.start, stmt.end
             line_start = text.rfind("\n", 0, start) + 1
@@ -470,7 +470,7 @@ class LocalInclude(ProfileFile):
         of the same text), under a ``# comment`` line when given. Returns the lines added."""
         have = {pr.rule for pr in self.toplevel_rules if pr.rule is not None}
         existing = {rule_key(x.statement.text) for x in list(self.toplevel_rules) + list(self.includes)}
-        added = []  # type: List[str]
+        added: List[str] = []
         for rule in rules:
             line = rule.render(abi)
             if rule in have or rule_key(line) in existing:

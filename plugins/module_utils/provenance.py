@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: armada.apparmor contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Where an AppArmor record came from, and whether a local user could have written it.
@@ -32,9 +31,8 @@ cannot be set by the sender, which is what makes ``journal-*`` decidable per ent
 
 Standard library only: this runs on managed hosts.
 """
-from __future__ import absolute_import, division, print_function
 
-__metaclass__ = type
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Set
 
 #: origin -> forgeable by an unprivileged local user
 FORGEABLE = {
@@ -55,8 +53,7 @@ DBUS_COMMS = frozenset(("dbus-daemon", "dbus-broker", "dbus-broker-lau"))
 DBUS_USERS = ("messagebus", "dbus")
 
 
-def bus_uids():
-    # type: () -> FrozenSet[int]
+def bus_uids() -> FrozenSet[int]:
     """uids a system bus daemon runs as on this host: root and the bus users that exist."""
     uids = {0}
     try:
@@ -71,8 +68,7 @@ def bus_uids():
     return frozenset(uids)
 
 
-def _text(value):
-    # type: (Any) -> Optional[str]
+def _text(value: Any) -> Optional[str]:
     """A single journal field value as text; None for a missing or repeated (list) field."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
@@ -81,8 +77,7 @@ def _text(value):
     return None
 
 
-def journal_origin(entry, dbus_uids):
-    # type: (Mapping[str, Any], Iterable[int]) -> str
+def journal_origin(entry: Mapping[str, Any], dbus_uids: Iterable[int]) -> str:
     """The origin of one journal entry (``journalctl -o json`` object or ``-o export`` fields).
 
     Decided from the trusted fields only: ``_TRANSPORT`` kernel/audit; for the syslog/journal
@@ -103,8 +98,7 @@ def journal_origin(entry, dbus_uids):
     return "journal-unverified"
 
 
-def stream_origin(declared):
-    # type: (Optional[str]) -> str
+def stream_origin(declared: Optional[str]) -> str:
     """The origin of the records of a stream the caller declared (``journal`` entries: per entry)."""
     if declared is None:
         return "unspecified"
@@ -113,8 +107,7 @@ def stream_origin(declared):
     return "journal-unverified" if declared == "journal" else declared
 
 
-def mark(event, origin):
-    # type: (Dict[str, Any], str) -> Dict[str, Any]
+def mark(event: Dict[str, Any], origin: str) -> Dict[str, Any]:
     """Give ``event`` its ``sources`` and ``forgeable`` fields (docs/events.md, *Origin*).
 
     A dbus daemon vouches for dbus records only: any other kind logged under its name is unverified.
@@ -126,14 +119,12 @@ def mark(event, origin):
     return event
 
 
-def is_forgeable(event):
-    # type: (Mapping[str, Any]) -> bool
+def is_forgeable(event: Mapping[str, Any]) -> bool:
     """True only for events the reader marked forgeable (events without the marker predate it)."""
     return event.get("forgeable") is True
 
 
-def soak_verdict(events, only_forgeable):
-    # type: (Iterable[Mapping[str, Any]], bool) -> Dict[str, Any]
+def soak_verdict(events: Iterable[Mapping[str, Any]], only_forgeable: bool) -> Dict[str, Any]:
     """What the DENIED events of an enforce soak mean for the rollout of one host.
 
     * any event with a trusted record: ``rollback`` (a real denial: the profile is too tight);
@@ -145,7 +136,8 @@ def soak_verdict(events, only_forgeable):
 
     Returns ``{"action", "trusted": [events], "unverified": [events], "reason"}``.
     """
-    trusted, unverified = [], []  # type: List[Mapping[str, Any]], List[Mapping[str, Any]]
+    trusted: List[Mapping[str, Any]] = []
+    unverified: List[Mapping[str, Any]] = []
     for ev in events:
         (unverified if is_forgeable(ev) else trusted).append(ev)
     if trusted:
@@ -165,9 +157,8 @@ def soak_verdict(events, only_forgeable):
     return {"action": action, "trusted": trusted, "unverified": unverified, "reason": reason}
 
 
-def _origins(events):
-    # type: (Iterable[Mapping[str, Any]]) -> str
-    names = set()  # type: Set[str]
+def _origins(events: Iterable[Mapping[str, Any]]) -> str:
+    names: Set[str] = set()
     for ev in events:
         names.update(str(s) for s in ev.get("sources") or ())
     return ", ".join(sorted(names)) or "unknown origin"

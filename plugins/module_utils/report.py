@@ -108,7 +108,7 @@ def one_line(value: str) -> str:
 
 def program_profiles(programs: Any) -> Dict[str, str]:
     """{program path: profile name} from ``apparmor_programs`` (paths, or {path, profile})."""
-    out = {}  # type: Dict[str, str]
+    out: Dict[str, str] = {}
     for p in programs or []:
         if isinstance(p, str):
             out[p] = p
@@ -172,7 +172,7 @@ def _json_b64(value: Any) -> Mapping:
 
 def _declared(status: Mapping) -> Dict[str, Dict[str, Any]]:
     """{profile: {mode, file, mtime}} from the status module's files."""
-    out = {}  # type: Dict[str, Dict[str, Any]]
+    out: Dict[str, Dict[str, Any]] = {}
     for f in _mapping(status.get("files")).values():
         f = _mapping(f)
         for name, prof in _mapping(f.get("profiles")).items():
@@ -182,7 +182,7 @@ def _declared(status: Mapping) -> Dict[str, Dict[str, Any]]:
 
 
 def _drift(status: Mapping) -> Dict[str, List[str]]:
-    out = {}  # type: Dict[str, List[str]]
+    out: Dict[str, List[str]] = {}
     for kind in ("not_loaded", "mode_mismatch", "content"):
         for d in _mapping(status.get("drift")).get(kind) or []:
             name = text(_mapping(d).get("profile"))
@@ -211,10 +211,12 @@ def host_rows(host: str, data: Mapping, programs: Dict[str, str], wanted: List[s
     """One host's entry: reachability, AppArmor, backups, and a row per profile."""
     status = _mapping(data.get("status"))
     kernel = _mapping(status.get("kernel"))
-    entry = {"host": host, "reachable": not data.get("failed"), "error": text(data.get("error")),
-             "apparmor": {"enabled": kernel.get("enabled") is True, "reason": text(kernel.get("reason"))},
-             "backups": _backups(data.get("backups")), "first_report": not data.get("had_position"),
-             "read": {}, "profiles": []}  # type: Dict[str, Any]
+    entry: Dict[str, Any] = {
+        "host": host, "reachable": not data.get("failed"), "error": text(data.get("error")),
+        "apparmor": {"enabled": kernel.get("enabled") is True, "reason": text(kernel.get("reason"))},
+        "backups": _backups(data.get("backups")), "first_report": not data.get("had_position"),
+        "read": {}, "profiles": []
+    }
     denials = _mapping(data.get("denials"))
     stats = _mapping(denials.get("stats"))
     trust = _mapping(denials.get("source_trust"))
@@ -229,7 +231,7 @@ def host_rows(host: str, data: Mapping, programs: Dict[str, str], wanted: List[s
     drift = _drift(status)
     record = _mapping(_json_b64(data.get("convergence_b64")).get("profiles"))
     procs = _mapping(status.get("processes"))
-    by_profile = {}  # type: Dict[str, Dict[str, int]]
+    by_profile: Dict[str, Dict[str, int]] = {}
     for program, profile in programs.items():
         p = _mapping(procs.get(program))
         if p:
@@ -268,11 +270,13 @@ def _clean_event(ev: Any) -> Optional[Dict[str, Any]]:
     """A host event reduced to the fields the report shows and the answers engine reads, coerced."""
     if not isinstance(ev, Mapping) or not isinstance(ev.get("kind"), str) or not ev.get("profile"):
         return None
-    out = {"kind": text(ev["kind"], 32), "profile": text(ev["profile"]), "operations": texts(ev.get("operations")),
-           "modes": texts(ev.get("modes")), "comms": texts(ev.get("comms"), 16),
-           "count": max(1, count(ev.get("count"))),
-           "first_seen": epoch(ev.get("first_seen")), "last_seen": epoch(ev.get("last_seen")),
-           "forgeable": ev.get("forgeable") is True, "sources": texts(ev.get("sources"), 16)}  # type: Dict[str, Any]
+    out: Dict[str, Any] = {
+        "kind": text(ev["kind"], 32), "profile": text(ev["profile"]), "operations": texts(ev.get("operations")),
+        "modes": texts(ev.get("modes")), "comms": texts(ev.get("comms"), 16),
+        "count": max(1, count(ev.get("count"))),
+        "first_seen": epoch(ev.get("first_seen")), "last_seen": epoch(ev.get("last_seen")),
+        "forgeable": ev.get("forgeable") is True, "sources": texts(ev.get("sources"), 16)
+    }
     for key in ("parent", "child"):
         if isinstance(ev.get(key), str):
             out[key] = text(ev[key])
@@ -313,7 +317,7 @@ def _snippet(ev: Dict[str, Any], label: str) -> Tuple[Optional[Dict[str, Any]], 
 
     The entry is data: the fleet_report filter writes it as YAML (controller side, PyYAML, ``!unsafe``)."""
     entry = suggest.pending_entry(ev, label)
-    answer = {"profile": entry["profile"], "match": entry["match"], "answer": "allow"}  # type: Dict[str, Any]
+    answer: Dict[str, Any] = {"profile": entry["profile"], "match": entry["match"], "answer": "allow"}
     if "owner" in entry:
         answer["owner"] = entry["owner"]
     if ev.get("kind") == "exec":
@@ -364,7 +368,7 @@ def _unanswered(per_host: Dict[str, List[Dict[str, Any]]], answers: Any,
     if not merged:
         return []
     result = answers_mod.to_rules(merged, answers, default="pending")
-    by_profile = {}  # type: Dict[str, List[Dict[str, Any]]]
+    by_profile: Dict[str, List[Dict[str, Any]]] = {}
     for name, prof in result["profiles"].items():
         items = list(prof.get("pending") or [])
         for child in (prof.get("children") or {}).values():
@@ -392,11 +396,11 @@ def build(hosts: Mapping, programs: Any = None, answers: Any = None, profiles: A
     progs = program_profiles(programs)
     wanted = [text(p) for p in (profiles or [])]
     now = now if now is not None else datetime.datetime.now(datetime.timezone.utc).timestamp()
-    denied = {}  # type: Dict[str, List[Dict[str, Any]]]
-    unverified = {}  # type: Dict[str, List[Dict[str, Any]]]
-    allowed = {}  # type: Dict[str, List[Dict[str, Any]]]
-    positions = {}  # type: Dict[str, str]
-    modes = {}  # type: Dict[str, Dict[str, str]]
+    denied: Dict[str, List[Dict[str, Any]]] = {}
+    unverified: Dict[str, List[Dict[str, Any]]] = {}
+    allowed: Dict[str, List[Dict[str, Any]]] = {}
+    positions: Dict[str, str] = {}
+    modes: Dict[str, Dict[str, str]] = {}
     for host in sorted(hosts):
         data = _mapping(hosts[host])
         modes[host] = {text(k): text(v, 32) for k, v in _mapping(_mapping(data.get("status")).get("loaded")).items()}
@@ -421,7 +425,7 @@ def build(hosts: Mapping, programs: Any = None, answers: Any = None, profiles: A
                       for lst in evs.values() for e in lst}
     host_entries = [host_rows(h, _mapping(hosts[h]), progs, wanted, event_profiles, all_loaded) for h in sorted(hosts)]
     names = sorted({r["profile"] for h in host_entries for r in h["profiles"]})
-    by_mode = {}  # type: Dict[str, int]
+    by_mode: Dict[str, int] = {}
     for h in host_entries:
         for r in h["profiles"]:
             by_mode[r["mode_kernel"]] = by_mode.get(r["mode_kernel"], 0) + 1

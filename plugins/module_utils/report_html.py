@@ -286,7 +286,7 @@ def _page(title: str, body: List[str]) -> str:
 def enforce_summary(reports: Sequence[Mapping], unknown: Sequence[str] = ()) -> str:
     """The fleet summary of an enforce rollout: one row per host and profile, the outcome and its reason."""
     rows = []
-    counts = {}  # type: dict
+    counts: dict = {}
     for host in unknown:
         counts["unknown"] = counts.get("unknown", 0) + 1
         rows.append("<tr>%s</tr>" % "".join("<td>%s</td>" % esc(v) for v in (

@@ -106,7 +106,7 @@ def tunable_suggestions(parts: List[str], esc: List[str], tail: str) -> List[str
     ``/home/<user>/x`` and ``/root/x`` -> ``@{HOME}/x``; ``/proc/<pid>/x`` -> ``@{PROC}/@{pid}/x`` (and
     ``task/<tid>`` -> ``task/@{tid}``); ``/usr/lib/<triplet>/x`` -> ``/usr/lib/@{multiarch}/x``, perl modules
     -> ``/usr/lib/@{multiarch}/perl{,5}/**`` (logprof.conf's [globs])."""
-    out = []  # type: List[str]
+    out: List[str] = []
     if len(parts) >= 3 and parts[0] == "home" or len(parts) >= 2 and parts[0] == "root":
         skip = 2 if parts[0] == "home" else 1
         out.append("@{HOME}/" + "/".join(esc[skip:]) + tail)
@@ -181,12 +181,12 @@ class AbstractionIndex:
     def __init__(self, base_dir: str = "/etc/apparmor.d", variables: Optional[Dict[str, List[str]]] = None) -> None:
         self.base_dir = base_dir
         self.variables = variables
-        self._probes = None  # type: Optional[List[Tuple[str, Any]]]
+        self._probes: Optional[List[Tuple[str, Any]]] = None
 
     def names(self) -> List[str]:
         """Relative names (``abstractions/ssl_certs``) of the abstraction files considered."""
         root = os.path.join(self.base_dir, "abstractions")
-        out = []  # type: List[str]
+        out: List[str] = []
         if not os.path.isdir(root):
             return out
         for dirpath, dirnames, filenames in os.walk(root):
@@ -237,9 +237,9 @@ class AbstractionIndex:
             perms = set(conv["owner"] | conv["other"])
         if not perms:
             return []
-        found = []  # type: List[Tuple[str, Any]]
+        found: List[Tuple[str, Any]] = []
         for name, rs in self._load():
-            granted = set()  # type: set
+            granted: set = set()
             denied = False
             for entry in rs.file_candidates(path):
                 if entry.regex is None or (entry.owner and not owner) or not entry.regex.fullmatch(path):
@@ -286,7 +286,7 @@ def union_mask(kind: str, masks: List[str]) -> str:
         letters = set(c for m in masks for c in m if not c.isspace())
         return "".join(sorted(letters, key=lambda c: (_FILE_MASK_ORDER.index(c) if c in _FILE_MASK_ORDER
                                                       else len(_FILE_MASK_ORDER), c)))
-    words = []  # type: List[str]
+    words: List[str] = []
     for m in masks:
         for w in m.replace(",", " ").split():
             if w not in words:
@@ -298,7 +298,7 @@ def _question_key(event: Dict[str, Any], label: str) -> Tuple[Any, ...]:
     """Events that are one question: same profile label, kind and identity fields, any mask (aa-logprof asks
     once per path with the union of permissions). Old ``OWNER::OTHER`` file masks stay apart (no union)."""
     kind = event.get("kind") or "other"
-    key = [label, kind]  # type: List[Any]
+    key: List[Any] = [label, kind]
     for field in MATCH_FIELDS_BY_KIND.get(kind, ()):
         if field == "mask":
             text = _mask_text(event)
@@ -345,7 +345,7 @@ def pending_entry(event: Dict[str, Any], label: str, abstractions: Optional[Abst
     """
     events = list(covered) if covered else [event]
     kind = event.get("kind") or "other"
-    match = {"kind": kind}  # type: Dict[str, Any]
+    match: Dict[str, Any] = {"kind": kind}
     for field in MATCH_FIELDS_BY_KIND.get(kind, ()):
         value = event.get(field)
         if field == "mask":
@@ -359,7 +359,7 @@ def pending_entry(event: Dict[str, Any], label: str, abstractions: Optional[Abst
         match[field] = value
     if kind == "capability" and "capname" not in match and event.get("capability") is not None:
         match["capability"] = event.get("capability")
-    entry = {"profile": escape_glob(str(label)), "match": match, "answer": "pending"}  # type: Dict[str, Any]
+    entry: Dict[str, Any] = {"profile": escape_glob(str(label)), "match": match, "answer": "pending"}
     if kind == "file" and "owner" in event:
         entry["owner"] = bool(event["owner"])
     rule = would_write(events, entry, abi)
@@ -368,7 +368,7 @@ def pending_entry(event: Dict[str, Any], label: str, abstractions: Optional[Abst
     modes = sorted(set(str(m) for e in events for m in (e.get("modes") or [])))
     if modes:
         entry["logged"] = modes
-    comms = []  # type: List[str]
+    comms: List[str] = []
     for e in events:
         for c in e.get("comms") or []:
             if str(c) not in comms and len(comms) < MAX_COMMS:
@@ -381,7 +381,7 @@ def pending_entry(event: Dict[str, Any], label: str, abstractions: Optional[Abst
         entry["first_seen"] = min(firsts)
     if lasts:
         entry["last_seen"] = max(lasts)
-    suggestions = {}  # type: Dict[str, Any]
+    suggestions: Dict[str, Any] = {}
     path = event.get("path")
     if kind in FILE_RULE_KINDS and isinstance(path, str):
         globs = glob_suggestions(path)
@@ -400,14 +400,14 @@ def pending_entry(event: Dict[str, Any], label: str, abstractions: Optional[Abst
         suggestions["default_answer"] = event["suggested_answer"]
     if suggestions:
         entry["suggestions"] = suggestions
-    hosts = {}  # type: Dict[str, int]
+    hosts: Dict[str, int] = {}
     for e in events:
         for h, c in _hosts_of(e).items():
             hosts[h] = hosts.get(h, 0) + c
     if hosts:
         entry["hosts"] = sorted(hosts)
         entry["counts"] = dict(sorted(hosts.items()))
-    reasons = []  # type: List[str]
+    reasons: List[str] = []
     for e in events:
         if e.get("reason") and str(e["reason"]) not in reasons:
             reasons.append(str(e["reason"]))
@@ -431,7 +431,7 @@ def would_write(events: List[Dict[str, Any]], entry: Dict[str, Any], abi: str = 
     """The rule text(s) ``entry`` writes for its events once answered ``allow`` as is (exec: ``exec_mode: ix``,
     the first suggestion) - computed by to_rules itself, so the informational ``rule:`` cannot drift."""
     from ansible_collections.armada.apparmor.plugins.module_utils import answers as answers_mod
-    answer = {"profile": entry["profile"], "match": entry["match"], "answer": "allow"}  # type: Dict[str, Any]
+    answer: Dict[str, Any] = {"profile": entry["profile"], "match": entry["match"], "answer": "allow"}
     if "owner" in entry:
         answer["owner"] = entry["owner"]
     if entry["match"].get("kind") == "exec":
@@ -440,7 +440,7 @@ def would_write(events: List[Dict[str, Any]], entry: Dict[str, Any], abi: str = 
         result = answers_mod.to_rules(events, [answer], abi=abi, fold_children="//null-" not in entry["profile"])
     except ValueError:
         return None
-    texts = []  # type: List[str]
+    texts: List[str] = []
     for prof in result["profiles"].values():
         for part in [prof] + list(prof.get("children", {}).values()):
             texts.extend(r["text"] for r in part["rules"] if r["text"] not in texts)
@@ -464,8 +464,8 @@ def pending_list(result: Dict[str, Any], abstractions: Optional[AbstractionIndex
         entry = result["profiles"][name]
         children = entry.get("children") or {}
         parts = [(name, entry)] + [(name + "//" + c, children[c]) for c in sorted(children)]
-        groups = {}  # type: Dict[Tuple[Any, ...], List[Dict[str, Any]]]
-        order = []  # type: List[Tuple[Any, ...]]
+        groups: Dict[Tuple[Any, ...], List[Dict[str, Any]]] = {}
+        order: List[Tuple[Any, ...]] = []
         for default_label, part in parts:
             for ev in part.get("pending") or []:
                 label = ev.get("label") or default_label

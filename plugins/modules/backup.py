@@ -3,8 +3,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The ``armada.apparmor.backup`` module: snapshot, list and restore AppArmor policy."""
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 module: backup
 short_description: Snapshot and restore AppArmor profiles and their modes

@@ -3,8 +3,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The ``armada.apparmor.denials`` module: read AppArmor records on a host, return aggregated events."""
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 module: denials
 short_description: Read AppArmor log records on a host and return them as aggregated events

@@ -3,8 +3,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The ``armada.apparmor.profile`` module: one profile file, its mode and its kernel state."""
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 module: profile
 short_description: Manage an AppArmor profile file, its mode and whether it is loaded

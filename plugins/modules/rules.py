@@ -3,8 +3,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The ``armada.apparmor.rules`` module: add (or remove) rules in a profile or its local/ include."""
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 module: rules
 short_description: Add or remove AppArmor rules in a profile or its local include

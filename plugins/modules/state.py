@@ -3,8 +3,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The ``armada.apparmor.state`` module: write the roles' JSON state files on a host, atomically."""
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 module: state
 short_description: Read and write the state files of the armada.apparmor roles on a host

@@ -3,8 +3,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The ``armada.apparmor.status`` module: read-only AppArmor state of a host, facts-style."""
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 module: status
 short_description: Report AppArmor state, profile files and drift on a host

@@ -30,7 +30,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules.userns impor
 
 # The order kinds are tried in. Include lines come first (``include <x>`` must not be read as a file
 # rule), file rules last because their can_parse is the most permissive.
-RULE_CLASSES = [
+RULE_CLASSES: List[Type[Rule]] = [
     IncludeRule,
     VariableRule,
     CapabilityRule,
@@ -49,7 +49,7 @@ RULE_CLASSES = [
     MqueueRule,
     LinkRule,
     FileRule,
-]  # type: List[Type[Rule]]
+]
 
 # Records no rule expresses (docs/events.md): kept as events so they can be reported and answered.
 RECORD_ONLY_KINDS = (
@@ -62,7 +62,7 @@ RECORD_ONLY_KINDS = (
 )
 
 #: every event kind, by name, in registry order (``other`` last: the reader's fallback)
-EVENT_KINDS = dict((ek.name, ek) for cls in RULE_CLASSES for ek in cls.events)  # type: Dict[str, EventKind]
+EVENT_KINDS: Dict[str, EventKind] = dict((ek.name, ek) for cls in RULE_CLASSES for ek in cls.events)
 EVENT_KINDS.update((ek.name, ek) for ek in RECORD_ONLY_KINDS)
 #: kinds written as file rules: letter masks (``rw``), and an answer's glob is the path to write
 FILE_RULE_KINDS = tuple(name for name, ek in EVENT_KINDS.items() if ek.file_rule)
@@ -71,7 +71,7 @@ FILE_RULE_KINDS = tuple(name for name, ek in EVENT_KINDS.items() if ek.file_rule
 # Leading keyword (after qualifiers) -> kinds that declare it, for a fast dispatch: profiles hold
 # thousands of rules, and asking every kind's can_parse in turn would dominate parse time.
 _HEAD_RE = re.compile(r"^\s*(?:(?:audit|deny|allow|owner|priority=\S+)\s+)*([^\s,(=]+)")
-_BY_KEYWORD = {}  # type: Dict[str, List[Type[Rule]]]
+_BY_KEYWORD: Dict[str, List[Type[Rule]]] = {}
 for _cls in RULE_CLASSES:
     for _kw in getattr(_cls, "keywords", ()):
         _BY_KEYWORD.setdefault(_kw, []).append(_cls)

@@ -48,8 +48,8 @@ def parse_value(token: str) -> str:
 
 def split_list(inner: str) -> List[str]:
     """Split the inside of ``( ... )`` on commas/blanks outside quotes, braces and parentheses."""
-    items = []  # type: List[str]
-    cur = []  # type: List[str]
+    items: List[str] = []
+    cur: List[str] = []
     depth = 0
     in_quote = False
     i = 0
@@ -102,7 +102,7 @@ def join_conditionals(tokens: Sequence[str]) -> List[str]:
     """Glue ``key = value`` / ``key= value`` / ``key =value`` into ``key=value`` and ``->x`` into
     ``->``, ``x`` so kinds only see one shape. ``options in (..)`` is kept as ``options in=(..)``.
     """
-    out = []  # type: List[str]
+    out: List[str] = []
     i = 0
     toks = list(tokens)
     while i < len(toks):
@@ -183,7 +183,7 @@ def parse_peer_group(token: str, allowed: Iterable[str]) -> Dict[str, str]:
     """``(label=x addr=y)`` -> {"label": aare, "addr": aare}; unknown or repeated keys are errors."""
     if not is_paren(token):
         raise RuleParseError("peer expects (...), got %r" % (token,))
-    out = {}  # type: Dict[str, str]
+    out: Dict[str, str] = {}
     allowed_set = set(allowed)
     for item in join_conditionals(paren_items(token)):
         key, value = split_cond(item)
@@ -257,7 +257,7 @@ def set_covers(general: Optional[FrozenSet[str]], specific: Optional[FrozenSet[s
 
 def aare_fields_dict(**fields: Any) -> Dict[str, Any]:
     """to_dict helper: sets become sorted lists, None stays None."""
-    out = {}  # type: Dict[str, Any]
+    out: Dict[str, Any] = {}
     for key, value in fields.items():
         if isinstance(value, (set, frozenset)):
             out[key] = sorted(value)

@@ -123,8 +123,8 @@ def tokenize(text: str) -> List[str]:
     elsewhere (``/dev/shm/test(me``) they are literal, as for apparmor_parser. An unterminated quote
     or group raises RuleParseError.
     """
-    tokens = []  # type: List[str]
-    cur = []  # type: List[str]
+    tokens: List[str] = []
+    cur: List[str] = []
     in_quote = False
     depth = 0
     i = 0
@@ -212,13 +212,13 @@ class Rule:
     part of identity (two lines that differ only in their comment are the same rule).
     """
 
-    kind = ""  # type: str
+    kind: str = ""
     # Leading keywords (after qualifiers) that identify this kind; used by the default can_parse.
-    keywords = ()  # type: Tuple[str, ...]
+    keywords: Tuple[str, ...] = ()
     # Extra qualifiers this kind accepts before its keyword (file rules: "owner").
-    extra_qualifiers = ()  # type: Tuple[str, ...]
+    extra_qualifiers: Tuple[str, ...] = ()
     # The event kinds this class builds rules from (from_event) or, without a rule, documents.
-    events = ()  # type: Tuple[EventKind, ...]
+    events: Tuple[EventKind, ...] = ()
 
     def __init__(self, audit: bool = False, deny: bool = False, comment: Optional[str] = None) -> None:
         self.audit = bool(audit)
@@ -315,7 +315,7 @@ class Rule:
         RuleParseError rather than silently giving no text.
         """
         abi_tuple(abi)
-        data = {"kind": self.kind, "audit": self.audit, "deny": self.deny}  # type: Dict[str, Any]
+        data: Dict[str, Any] = {"kind": self.kind, "audit": self.audit, "deny": self.deny}
         data.update(self._fields())
         if self.comment:
             data["comment"] = self.comment

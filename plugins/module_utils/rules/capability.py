@@ -55,7 +55,7 @@ class CapabilityRule(Rule):
                  comment: Optional[str] = None) -> None:
         super().__init__(audit=audit, deny=deny, comment=comment)
         if names is None:
-            self.names = None  # type: Optional[frozenset]
+            self.names: Optional[frozenset] = None
             return
         if isinstance(names, str):
             names = [names]

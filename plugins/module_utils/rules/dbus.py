@@ -68,8 +68,8 @@ class DbusRule(Rule):
         access = None
         if toks and is_access_token(toks[0], DBUS_ALIASES, DBUS_ACCESS):
             access = parse_access(toks.pop(0), DBUS_ALIASES, DBUS_ACCESS)
-        fields = {}  # type: Dict[str, str]
-        peer = {}  # type: Dict[str, str]
+        fields: Dict[str, str] = {}
+        peer: Dict[str, str] = {}
         for tok in toks:
             key, value = split_cond(tok)
             if key in DBUS_FIELDS and key not in fields:

@@ -37,7 +37,7 @@ def split_perms(text: str) -> Tuple[frozenset, Optional[str]]:
     Raises RuleParseError for unknown letters, two exec modes, or an unknown exec mode.
     """
     perms = set()
-    exec_mode = None  # type: Optional[str]
+    exec_mode: Optional[str] = None
     i = 0
     n = len(text)
     if not n:

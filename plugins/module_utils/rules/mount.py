@@ -101,7 +101,7 @@ class MountRule(Rule):
             raise RuleParseError("not a %s rule: %r" % (cls.kind, text))
         toks = join_conditionals(rest[1:])
         fstype = None
-        options = []  # type: List[Cond]
+        options: List[Cond] = []
         source = mountpoint = None
         i = 0
         while i < len(toks):
@@ -133,7 +133,7 @@ class MountRule(Rule):
         fstype = None
         if event.get("fstype"):
             fstype = ("=", frozenset((escape_glob(str(event["fstype"])),)))
-        options = []  # type: List[Cond]
+        options: List[Cond] = []
         flags = [f.strip() for f in str(event.get("flags") or "").split(",") if f.strip()]
         if any(f not in MOUNT_FLAGS for f in flags):
             return None
@@ -196,7 +196,7 @@ class RemountRule(MountRule):
     kind = "remount"
     keywords = ("remount",)
     has_source = False
-    events = ()  # type: Tuple[EventKind, ...]  # remount events are MountRule's (``mount options=(remount)``)
+    events: Tuple[EventKind, ...] = ()  # remount events are MountRule's (``mount options=(remount)``)
 
 
 class UmountRule(MountRule):

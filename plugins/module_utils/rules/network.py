@@ -120,7 +120,7 @@ class NetworkRule(Rule):
             access = parse_access(toks.pop(0), NETWORK_ALIASES, NETWORK_ACCESS)
         elif toks and toks[0] in NETWORK_ACCESS:
             access = frozenset((toks.pop(0),))
-        kw = {}  # type: Dict[str, Any]
+        kw: Dict[str, Any] = {}
         for tok in toks:
             key, value = split_cond(tok)
             if key is None and tok in DOMAINS and "domain" not in kw and "sock_type" not in kw:

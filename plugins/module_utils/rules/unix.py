@@ -100,8 +100,8 @@ class UnixRule(Rule):
         access = None
         if toks and is_access_token(toks[0], UNIX_ALIASES, UNIX_ACCESS):
             access = parse_access(toks.pop(0), UNIX_ALIASES, UNIX_ACCESS)
-        fields = {}  # type: Dict[str, str]
-        peer = {}  # type: Dict[str, str]
+        fields: Dict[str, str] = {}
+        peer: Dict[str, str] = {}
         for tok in toks:
             key, value = split_cond(tok)
             if key == "type" and "sock_type" not in fields:
