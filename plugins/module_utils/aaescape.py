@@ -299,20 +299,7 @@ def literal_prefix(pattern: str) -> str:
 
 def pattern_literal(pattern: str) -> Optional[str]:
     """The literal name a glob-free pattern stands for (escapes removed), else None."""
-    if has_glob(pattern):
-        return None
-    out = []
-    i = 0
-    n = len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == "\\" and i + 1 < n:
-            out.append(pattern[i + 1])
-            i += 2
-            continue
-        out.append(c)
-        i += 1
-    return "".join(out)
+    return None if has_glob(pattern) else literal_prefix(pattern)
 
 
 def name_to_text(name: str) -> str:
