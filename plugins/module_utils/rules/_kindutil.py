@@ -24,6 +24,18 @@ class AbiError(RuleParseError):
     """The rule cannot be written for the requested ABI (e.g. ``userns`` before ABI 4.0)."""
 
 
+#: The accesses of the socket rule kinds, network and unix alike (apparmor.d(5)).
+SOCKET_ACCESS = frozenset(("create", "bind", "listen", "accept", "connect", "shutdown", "getattr", "setattr",
+                           "getopt", "setopt", "send", "receive"))
+# The kernel defines AA_MAY_SEND as AA_MAY_WRITE and AA_MAY_RECEIVE as AA_MAY_READ, so r/w are
+# aliases of receive/send (apparmor.d(5) lists r, w, rw among the accesses).
+SOCKET_ALIASES = {"r": ("receive",), "read": ("receive",), "w": ("send",), "write": ("send",),
+                  "rw": ("receive", "send")}
+#: The socket accesses that involve the remote end: only these go with a ``peer=(...)`` (and a unix rule with a
+#: peer part and no access list grants just these).
+SOCKET_PEER_ACCESS = frozenset(("connect", "send", "receive", "accept"))
+
+
 def render_value(aare: str) -> str:
     """A rule value as a token (aaescape.quote_pattern, a NUL byte written ``\\000``); an empty value
     or one no profile can carry (a lone surrogate) is a RuleParseError like every other bad rule."""
@@ -33,6 +45,18 @@ def render_value(aare: str) -> str:
         return quote_pattern(aare, nul_ok=True)
     except EscapeError as exc:
         raise RuleParseError(str(exc)) from None
+
+
+def render_fields(rule: Any, keys: Sequence[str]) -> str:
+    """`` key=VALUE`` for each of ``keys`` the rule sets (None = not written), in that order."""
+    return "".join(" %s=%s" % (key, render_value(getattr(rule, key))) for key in keys
+                   if getattr(rule, key) is not None)
+
+
+def render_peer(**parts: Optional[str]) -> str:
+    """`` peer=(addr=A label=L)`` from the parts that are set, in the order given; "" when none is."""
+    inner = ["%s=%s" % (key, render_value(value)) for key, value in parts.items() if value is not None]
+    return " peer=(%s)" % " ".join(inner) if inner else ""
 
 
 def parse_value(token: str) -> str:
@@ -145,6 +169,22 @@ def split_cond(token: str) -> Tuple[Optional[str], str]:
     return m.group(1), m.group(2)
 
 
+def split_keyword(rule_cls: Any, text: str, keyword: str) -> Tuple[Dict[str, bool], List[str], Optional[str]]:
+    """The qualifiers, the tokens after ``keyword`` (conditionals joined) and the comment of a rule that
+    must start with ``keyword``; RuleParseError for any other rule."""
+    quals, rest, comment = rule_cls.split(text)
+    if not rest or rest[0] != keyword:
+        raise RuleParseError("not a rule of kind %s: %r" % (keyword, text))
+    return quals, join_conditionals(rest[1:]), comment
+
+
+def take_access(toks: List[str], aliases: Dict[str, Iterable[str]], valid: Iterable[str]) -> Optional[FrozenSet[str]]:
+    """Pop and parse a leading access word or list from ``toks``; None when the rule has none."""
+    if toks and is_access_token(toks[0], aliases, valid):
+        return parse_access(toks.pop(0), aliases, valid)
+    return None
+
+
 def parse_access(token: str, aliases: Dict[str, Iterable[str]], valid: Iterable[str]) -> FrozenSet[str]:
     """Access word or ``(a, b)`` list -> set of canonical access names (aliases like r/w expanded)."""
     words = paren_items(token) if is_paren(token) else [token]
@@ -213,6 +253,29 @@ def event_mask_words(event: Dict[str, Any]) -> Tuple[List[str], List[str], bool]
     req = str(mask.get("requested") or "").replace(",", " ").split()
     den = str(mask.get("denied") or "").replace(",", " ").split()
     return req, den, True
+
+
+def denied_access(event: Dict[str, Any], valid: Iterable[str]) -> Tuple[bool, Optional[FrozenSet[str]]]:
+    """(rule wanted, access) of a socket event: the denied words (None for an old record without a mask);
+    no rule when something was requested and nothing denied, or a denied word is not a valid access."""
+    req, den, has_mask = event_mask_words(event)
+    if has_mask and req and not den:
+        return False, None
+    if not den:
+        return True, None
+    try:
+        return True, parse_access("(%s)" % " ".join(den), {}, valid)
+    except RuleParseError:
+        return False, None
+
+
+def logged_access(event: Dict[str, Any], aliases: Dict[str, Iterable[str]],
+                  valid: Iterable[str]) -> Optional[FrozenSet[str]]:
+    """The denied words of an event, else the requested ones, as an access set (None when it logs neither);
+    RuleParseError for a word that is not a valid access."""
+    req, den, _has = event_mask_words(event)
+    words = den or req
+    return parse_access("(%s)" % " ".join(words), aliases, valid) if words else None
 
 
 def extra(event: Dict[str, Any], key: str) -> Any:

@@ -9,9 +9,9 @@ from typing import Any, Dict, Optional
 from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import escape_glob
 from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import (
     aare_covers,
-    join_conditionals,
     parse_value,
     render_value,
+    split_keyword,
 )
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import EventKind, Rule, RuleParseError
 
@@ -43,10 +43,7 @@ class ChangeProfileRule(Rule):
     @classmethod
     def parse(cls, text: str) -> "ChangeProfileRule":
         """Parse ``change_profile [safe|unsafe] [/exec] [-> target]``."""
-        quals, rest, comment = cls.split(text)
-        if not rest or rest[0] != "change_profile":
-            raise RuleParseError("not a change_profile rule: %r" % (text,))
-        toks = join_conditionals(rest[1:])
+        quals, toks, comment = split_keyword(cls, text, "change_profile")
         exec_mode = exec_cond = target = None
         if toks and toks[0] in EXEC_MODES:
             exec_mode = toks.pop(0)

@@ -15,15 +15,16 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil im
     aare_fields_dict,
     event_mask_words,
     extra,
-    is_access_token,
-    join_conditionals,
     parse_access,
     parse_peer_group,
     parse_single,
     render_access,
-    render_value,
+    render_fields,
+    render_peer,
     set_covers,
     split_cond,
+    split_keyword,
+    take_access,
 )
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import EventKind, Rule, RuleParseError
 
@@ -61,13 +62,8 @@ class DbusRule(Rule):
     @classmethod
     def parse(cls, text: str) -> "DbusRule":
         """Parse any dbus rule form of apparmor.d(5) (message, service, eavesdrop, combined)."""
-        quals, rest, comment = cls.split(text)
-        if not rest or rest[0] != "dbus":
-            raise RuleParseError("not a dbus rule: %r" % (text,))
-        toks = join_conditionals(rest[1:])
-        access = None
-        if toks and is_access_token(toks[0], DBUS_ALIASES, DBUS_ACCESS):
-            access = parse_access(toks.pop(0), DBUS_ALIASES, DBUS_ACCESS)
+        quals, toks, comment = split_keyword(cls, text, "dbus")
+        access = take_access(toks, DBUS_ALIASES, DBUS_ACCESS)
         fields: Dict[str, str] = {}
         peer: Dict[str, str] = {}
         for tok in toks:
@@ -113,19 +109,8 @@ class DbusRule(Rule):
 
     def render_body(self, abi: str = "3.0") -> str:
         """``dbus send bus=session path=/x interface=a.b member=M peer=(label=L)``."""
-        out = "dbus" + render_access(self.access)
-        for key in DBUS_FIELDS:
-            value = getattr(self, key)
-            if value is not None:
-                out += " %s=%s" % (key, render_value(value))
-        peer = []
-        if self.peer_name is not None:
-            peer.append("name=" + render_value(self.peer_name))
-        if self.peer_label is not None:
-            peer.append("label=" + render_value(self.peer_label))
-        if peer:
-            out += " peer=(%s)" % " ".join(peer)
-        return out
+        return ("dbus" + render_access(self.access) + render_fields(self, DBUS_FIELDS)
+                + render_peer(name=self.peer_name, label=self.peer_label))
 
     def covers(self, other: Rule, variables: Optional[Dict[str, Any]] = None) -> bool:
         """Access subset and every conditional of self covers the other's (absent = any)."""

@@ -13,7 +13,6 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil im
     aare_fields_dict,
     event_mask_words,
     is_access_token,
-    join_conditionals,
     need_abi,
     parse_access,
     parse_single,
@@ -21,6 +20,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil im
     render_value,
     set_covers,
     split_cond,
+    split_keyword,
 )
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import EventKind, Rule, RuleParseError
 
@@ -44,10 +44,7 @@ class IoUringRule(Rule):
     @classmethod
     def parse(cls, text: str) -> "IoUringRule":
         """Parse ``io_uring (sqpoll, override_creds) label=foo``."""
-        quals, rest, comment = cls.split(text)
-        if not rest or rest[0] != "io_uring":
-            raise RuleParseError("not an io_uring rule: %r" % (text,))
-        toks = join_conditionals(rest[1:])
+        quals, toks, comment = split_keyword(cls, text, "io_uring")
         access = label = None
         if toks and is_access_token(toks[0], {}, IO_URING_ACCESS):
             access = parse_access(toks.pop(0), {}, IO_URING_ACCESS)

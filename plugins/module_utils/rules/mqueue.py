@@ -12,9 +12,8 @@ from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import es
 from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import (
     aare_covers,
     aare_fields_dict,
-    event_mask_words,
     is_access_token,
-    join_conditionals,
+    logged_access,
     need_abi,
     parse_access,
     parse_single,
@@ -23,6 +22,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil im
     render_value,
     set_covers,
     split_cond,
+    split_keyword,
 )
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import EventKind, Rule, RuleParseError
 
@@ -53,10 +53,7 @@ class MqueueRule(Rule):
     @classmethod
     def parse(cls, text: str) -> "MqueueRule":
         """Parse ``mqueue (read, write) type=posix label=foo /name``."""
-        quals, rest, comment = cls.split(text)
-        if not rest or rest[0] != "mqueue":
-            raise RuleParseError("not an mqueue rule: %r" % (text,))
-        toks = join_conditionals(rest[1:])
+        quals, toks, comment = split_keyword(cls, text, "mqueue")
         access = mq_type = label = name = None
         if toks and is_access_token(toks[0], MQUEUE_ALIASES, MQUEUE_ACCESS):
             access = parse_access(toks.pop(0), MQUEUE_ALIASES, MQUEUE_ACCESS)
@@ -80,10 +77,8 @@ class MqueueRule(Rule):
         """``mqueue <denied> type=<posix|sysv> [name]`` from an mqueue event."""
         if event.get("kind") != "mqueue":
             return None
-        req, den, _has = event_mask_words(event)
-        words = den or req
         try:
-            access = parse_access("(%s)" % " ".join(words), MQUEUE_ALIASES, MQUEUE_ACCESS) if words else None
+            access = logged_access(event, MQUEUE_ALIASES, MQUEUE_ACCESS)
         except RuleParseError:
             return None
         klass = str(event.get("class") or "")

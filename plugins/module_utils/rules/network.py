@@ -17,9 +17,12 @@ import ipaddress
 from typing import Any, Dict, FrozenSet, Optional
 
 from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import (
+    SOCKET_ACCESS,
+    SOCKET_ALIASES,
+    SOCKET_PEER_ACCESS,
     AbiError,
     aare_fields_dict,
-    event_mask_words,
+    denied_access,
     extra,
     is_access_token,
     is_paren,
@@ -29,6 +32,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil im
     render_access,
     set_covers,
     split_cond,
+    split_keyword,
 )
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import (
     EventKind,
@@ -37,14 +41,6 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import 
     abi_tuple,
 )
 
-NETWORK_ACCESS = frozenset(("create", "bind", "listen", "accept", "connect", "shutdown", "getattr", "setattr",
-                            "getopt", "setopt", "send", "receive"))
-# The kernel defines AA_MAY_SEND as AA_MAY_WRITE and AA_MAY_RECEIVE as AA_MAY_READ, so r/w are
-# aliases of receive/send (apparmor.d(5) lists r, w, rw among the accesses).
-NETWORK_ALIASES = {"r": ("receive",), "read": ("receive",), "w": ("send",), "write": ("send",),
-                   "rw": ("receive", "send")}
-# Accesses that involve the remote end; only these get a peer=(...) from an event.
-PEER_ACCESS = frozenset(("connect", "send", "receive", "accept"))
 DOMAINS = frozenset((
     "unspec", "unix", "inet", "ax25", "ipx", "appletalk", "netrom", "bridge", "atmpvc", "x25", "inet6", "rose",
     "netbeui", "security", "key", "netlink", "packet", "ash", "econet", "atmsvc", "rds", "sna", "irda", "pppox",
@@ -111,14 +107,11 @@ class NetworkRule(Rule):
     @classmethod
     def parse(cls, text: str) -> "NetworkRule":
         """Parse the ABI 3.0 form and the 4.0+ form with accesses and addresses."""
-        quals, rest, comment = cls.split(text)
-        if not rest or rest[0] != "network":
-            raise RuleParseError("not a network rule: %r" % (text,))
-        toks = join_conditionals(rest[1:])
+        quals, toks, comment = split_keyword(cls, text, "network")
         access = None
-        if toks and is_paren(toks[0]) and is_access_token(toks[0], NETWORK_ALIASES, NETWORK_ACCESS):
-            access = parse_access(toks.pop(0), NETWORK_ALIASES, NETWORK_ACCESS)
-        elif toks and toks[0] in NETWORK_ACCESS:
+        if toks and is_paren(toks[0]) and is_access_token(toks[0], SOCKET_ALIASES, SOCKET_ACCESS):
+            access = parse_access(toks.pop(0), SOCKET_ALIASES, SOCKET_ACCESS)
+        elif toks and toks[0] in SOCKET_ACCESS:
             access = frozenset((toks.pop(0),))
         kw: Dict[str, Any] = {}
         for tok in toks:
@@ -171,15 +164,9 @@ class NetworkRule(Rule):
         """
         if event.get("kind") != "network":
             return None
-        req, den, has_mask = event_mask_words(event)
-        if has_mask and req and not den:
+        wanted, access = denied_access(event, SOCKET_ACCESS)
+        if not wanted:
             return None
-        access = None
-        if den:
-            try:
-                access = parse_access("(%s)" % " ".join(den), {}, NETWORK_ACCESS)
-            except RuleParseError:
-                return None
         domain = event.get("family")
         if domain is not None and domain not in DOMAINS:
             return None
@@ -192,7 +179,7 @@ class NetworkRule(Rule):
         ip = _ip(event.get("laddr") or extra(event, "saddr"))
         port = _port(event.get("lport") if event.get("lport") is not None else extra(event, "src"))
         peer_ip = peer_port = None
-        if access is None or access <= PEER_ACCESS:
+        if access is None or access <= SOCKET_PEER_ACCESS:
             peer_ip = _ip(event.get("faddr") or extra(event, "daddr"))
             fport = event.get("fport") if event.get("fport") is not None else extra(event, "dest")
             peer_port = _port(fport)
@@ -231,7 +218,7 @@ class NetworkRule(Rule):
         """Field-wise: access subset; domain/type/protocol/ip/port equal when self names them."""
         if not isinstance(other, NetworkRule) or not self.covers_qualifiers(other):
             return False
-        if not set_covers(self.access, other.access, NETWORK_ACCESS):
+        if not set_covers(self.access, other.access, SOCKET_ACCESS):
             return False
         for key in ("domain", "sock_type", "protocol", "port", "peer_port"):
             mine = getattr(self, key)

@@ -8,10 +8,10 @@ from typing import Any, Dict, Optional
 from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import escape_glob
 from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import (
     aare_covers,
-    join_conditionals,
     parse_value,
     render_value,
     split_cond,
+    split_keyword,
 )
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import EventKind, Rule, RuleParseError
 
@@ -35,10 +35,7 @@ class PivotRootRule(Rule):
     @classmethod
     def parse(cls, text: str) -> "PivotRootRule":
         """Parse ``pivot_root oldroot=/a/ /b/ -> prof``."""
-        quals, rest, comment = cls.split(text)
-        if not rest or rest[0] != "pivot_root":
-            raise RuleParseError("not a pivot_root rule: %r" % (text,))
-        toks = join_conditionals(rest[1:])
+        quals, toks, comment = split_keyword(cls, text, "pivot_root")
         oldroot = newroot = target = None
         i = 0
         while i < len(toks):

@@ -12,13 +12,13 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil im
     aare_fields_dict,
     event_mask_words,
     is_access_token,
-    join_conditionals,
     parse_access,
     parse_value,
     render_access,
     render_value,
     set_covers,
     split_cond,
+    split_keyword,
 )
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import EventKind, Rule, RuleParseError
 
@@ -43,10 +43,7 @@ class PtraceRule(Rule):
     @classmethod
     def parse(cls, text: str) -> "PtraceRule":
         """Parse ``ptrace (read, trace) peer=foo`` and the other apparmor.d(5) forms."""
-        quals, rest, comment = cls.split(text)
-        if not rest or rest[0] != "ptrace":
-            raise RuleParseError("not a ptrace rule: %r" % (text,))
-        toks = join_conditionals(rest[1:])
+        quals, toks, comment = split_keyword(cls, text, "ptrace")
         access = None
         peer = None
         if toks and is_access_token(toks[0], PTRACE_ALIASES, PTRACE_ACCESS):

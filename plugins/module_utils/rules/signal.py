@@ -10,10 +10,9 @@ from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import es
 from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import (
     aare_covers,
     aare_fields_dict,
-    event_mask_words,
     is_access_token,
     is_paren,
-    join_conditionals,
+    logged_access,
     paren_items,
     parse_access,
     parse_value,
@@ -21,6 +20,7 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil im
     render_value,
     set_covers,
     split_cond,
+    split_keyword,
 )
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import EventKind, Rule, RuleParseError
 
@@ -73,10 +73,7 @@ class SignalRule(Rule):
     @classmethod
     def parse(cls, text: str) -> "SignalRule":
         """Parse ``signal (send) set=(hup, int) peer=foo`` and every form apparmor.d(5) lists."""
-        quals, rest, comment = cls.split(text)
-        if not rest or rest[0] != "signal":
-            raise RuleParseError("not a signal rule: %r" % (text,))
-        toks = join_conditionals(rest[1:])
+        quals, toks, comment = split_keyword(cls, text, "signal")
         access = None
         signals = set()
         peer = None
@@ -99,10 +96,8 @@ class SignalRule(Rule):
         """``signal <denied or requested> set=<signal> peer=<peer>`` for a signal event, else None."""
         if event.get("kind") != "signal":
             return None
-        req, den, _has = event_mask_words(event)
-        words = den or req
         try:
-            access = parse_access("(%s)" % " ".join(words), SIGNAL_ALIASES, SIGNAL_ACCESS) if words else None
+            access = logged_access(event, SIGNAL_ALIASES, SIGNAL_ACCESS)
             signals = frozenset((_signal_name(str(event["signal"])),)) if event.get("signal") else None
         except RuleParseError:
             return None

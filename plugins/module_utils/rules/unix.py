@@ -15,19 +15,23 @@ from typing import Any, Dict, FrozenSet, Optional
 
 from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import escape_glob
 from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import (
+    SOCKET_ACCESS,
+    SOCKET_ALIASES,
+    SOCKET_PEER_ACCESS,
     AbiError,
     aare_covers,
     aare_fields_dict,
-    event_mask_words,
-    is_access_token,
-    join_conditionals,
-    parse_access,
+    denied_access,
     parse_peer_group,
     parse_single,
     render_access,
+    render_fields,
+    render_peer,
     render_value,
     set_covers,
     split_cond,
+    split_keyword,
+    take_access,
 )
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import (
     EventKind,
@@ -36,14 +40,6 @@ from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import 
     abi_tuple,
 )
 
-UNIX_ACCESS = frozenset(("create", "bind", "listen", "accept", "connect", "shutdown", "getattr", "setattr",
-                         "getopt", "setopt", "send", "receive"))
-# The kernel defines AA_MAY_SEND as AA_MAY_WRITE and AA_MAY_RECEIVE as AA_MAY_READ, so r/w are
-# aliases of receive/send (apparmor.d(5) lists r, w, rw among the accesses).
-UNIX_ALIASES = {"r": ("receive",), "read": ("receive",), "w": ("send",), "write": ("send",),
-                "rw": ("receive", "send")}
-# Permissions implied by a rule without access list that has a peer part (apparmor.d(5)).
-PEER_ACCESS = frozenset(("connect", "send", "receive", "accept"))
 LOCAL_FIELDS = ("addr", "label", "attr", "opt")
 SOCK_TYPES = frozenset(("stream", "dgram", "seqpacket", "rdm", "raw", "packet"))
 
@@ -88,18 +84,13 @@ class UnixRule(Rule):
         """The permissions the rule grants: its list, or the implied set (apparmor.d(5))."""
         if self.access is not None:
             return self.access
-        return PEER_ACCESS if self.has_peer() else UNIX_ACCESS
+        return SOCKET_PEER_ACCESS if self.has_peer() else SOCKET_ACCESS
 
     @classmethod
     def parse(cls, text: str) -> "UnixRule":
         """Parse every unix rule form (access word or list, conditionals, peer group)."""
-        quals, rest, comment = cls.split(text)
-        if not rest or rest[0] != "unix":
-            raise RuleParseError("not a unix rule: %r" % (text,))
-        toks = join_conditionals(rest[1:])
-        access = None
-        if toks and is_access_token(toks[0], UNIX_ALIASES, UNIX_ACCESS):
-            access = parse_access(toks.pop(0), UNIX_ALIASES, UNIX_ACCESS)
+        quals, toks, comment = split_keyword(cls, text, "unix")
+        access = take_access(toks, SOCKET_ALIASES, SOCKET_ACCESS)
         fields: Dict[str, str] = {}
         peer: Dict[str, str] = {}
         for tok in toks:
@@ -129,15 +120,9 @@ class UnixRule(Rule):
         """
         if event.get("kind") != "unix":
             return None
-        req, den, has_mask = event_mask_words(event)
-        if has_mask and req and not den:
+        wanted, access = denied_access(event, SOCKET_ACCESS)
+        if not wanted:
             return None
-        access = None
-        if den:
-            try:
-                access = parse_access("(%s)" % " ".join(den), {}, UNIX_ACCESS)
-            except RuleParseError:
-                return None
         sock_type = event.get("sock_type")
         sock_type = sock_type if sock_type in SOCK_TYPES else None
 
@@ -152,7 +137,7 @@ class UnixRule(Rule):
                 # (apparmor_parser: "invalid value for addr"). Omitting the address would widen
                 # the rule to every socket, so no unix rule is written.
                 return None
-        if access is not None and not access <= PEER_ACCESS:
+        if access is not None and not access <= SOCKET_PEER_ACCESS:
             # apparmor_parser refuses peer conditionals with create/bind/listen/shutdown/...: "accesses
             # cannot be used with peer socket conditionals". Kernel records of those accesses carry no
             # peer address; a crafted event that does must not yield an uncompilable rule (same
@@ -169,20 +154,8 @@ class UnixRule(Rule):
         out = "unix" + render_access(self.access, parens_always=True)
         if self.sock_type is not None:
             out += " type=" + render_value(self.sock_type)
-        if self.protocol is not None:
-            out += " protocol=" + render_value(self.protocol)
-        for key in LOCAL_FIELDS:
-            value = getattr(self, key)
-            if value is not None:
-                out += " %s=%s" % (key, render_value(value))
-        peer = []
-        if self.peer_addr is not None:
-            peer.append("addr=" + render_value(self.peer_addr))
-        if self.peer_label is not None:
-            peer.append("label=" + render_value(self.peer_label))
-        if peer:
-            out += " peer=(%s)" % " ".join(peer)
-        return out
+        return (out + render_fields(self, ("protocol",) + LOCAL_FIELDS)
+                + render_peer(addr=self.peer_addr, label=self.peer_label))
 
     def covers(self, other: Rule, variables: Optional[Dict[str, Any]] = None) -> bool:
         """Effective access subset and every conditional covered (see module doc)."""

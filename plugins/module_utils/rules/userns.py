@@ -9,11 +9,11 @@ from typing import Any, Dict, FrozenSet, Optional
 from ansible_collections.armada.apparmor.plugins.module_utils.rules._kindutil import (
     event_mask_words,
     is_access_token,
-    join_conditionals,
     need_abi,
     parse_access,
     render_access,
     set_covers,
+    split_keyword,
 )
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.base import EventKind, Rule, RuleParseError
 
@@ -36,10 +36,7 @@ class UsernsRule(Rule):
     @classmethod
     def parse(cls, text: str) -> "UsernsRule":
         """Parse ``userns``, ``userns create``, ``userns (create)``."""
-        quals, rest, comment = cls.split(text)
-        if not rest or rest[0] != "userns":
-            raise RuleParseError("not a userns rule: %r" % (text,))
-        toks = join_conditionals(rest[1:])
+        quals, toks, comment = split_keyword(cls, text, "userns")
         access = None
         if toks and is_access_token(toks[0], {}, USERNS_ACCESS):
             access = parse_access(toks.pop(0), {}, USERNS_ACCESS)
