@@ -10,6 +10,7 @@ import shutil
 import struct
 import subprocess
 import sys
+from contextlib import contextmanager
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 COLL_ROOT = os.path.join(ROOT, "build", "collections")
@@ -131,3 +132,27 @@ def write_journal(directory, entries):
     subprocess.run([JOURNAL_REMOTE, "-o", os.path.join(directory, "system.journal"), src], check=True,
                    capture_output=True)
     os.unlink(src)
+
+
+_LOCK_HOLDER = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.armada.apparmor.plugins.module_utils import lock
+with lock.HostLock(path=sys.argv[2], what=sys.argv[3]):
+    print("held", flush=True)
+    sys.stdin.readline()
+"""
+
+
+@contextmanager
+def held_lock(lock_file, what, timeout=30):
+    """Another process holds the host lock (saying it is doing ``what``) for the duration; yields that process."""
+    holder = subprocess.Popen([sys.executable, "-c", _LOCK_HOLDER, COLL_ROOT, lock_file, what],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.stdin.write("\n")
+        holder.stdin.close()
+        holder.wait(timeout=timeout)

@@ -2,19 +2,9 @@
 lock (plugins/module_utils/lock.py) around its cursor, so while another process holds it the task fails
 with a message naming that run, and succeeds once it is released. The other run is a real process."""
 import os
-import subprocess
-import sys
 
-from aa_playbook import COLL_ROOT, run_tasks
+from aa_playbook import held_lock, run_tasks
 
-HOLDER = r"""
-import sys
-sys.path.insert(0, sys.argv[1])
-from ansible_collections.armada.apparmor.plugins.module_utils import lock
-with lock.HostLock(path=sys.argv[2], what="rules: write /etc/apparmor.d/usr.bin.x"):
-    print("held", flush=True)
-    sys.stdin.readline()
-"""
 AVC = ('type=AVC msg=audit(1700000000.100:42): apparmor="DENIED" operation="open" profile="/usr/bin/x" '
        'name="/etc/shadow" pid=811 comm="x" requested_mask="r" denied_mask="r" fsuid=0 ouid=0\n')
 
@@ -25,10 +15,7 @@ def test_denials_refuses_while_another_run_holds_the_lock(tmp_path):
     lock_file = str(tmp_path / "armada-apparmor.lock")
     common = {"sources": [str(log)], "since": "c", "cursor_dir": str(tmp_path / "cursors"), "lock_file": lock_file,
               "skip_covered": False}
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, COLL_ROOT, lock_file], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with held_lock(lock_file, "rules: write /etc/apparmor.d/usr.bin.x") as holder:
         busy = run_tasks(tmp_path, [
             {"armada.apparmor.denials": dict(common, lock_timeout=0, commit=True)},
             {"armada.apparmor.denials": dict(common, lock_timeout=1)},
@@ -36,10 +23,6 @@ def test_denials_refuses_while_another_run_holds_the_lock(tmp_path):
             {"armada.apparmor.denials": {"sources": [str(log)], "lock_file": lock_file, "lock_timeout": 0,
                                          "skip_covered": False}},
         ], name="busy")
-    finally:
-        holder.stdin.write("\n")
-        holder.stdin.close()
-        holder.wait(timeout=10)
     for res in busy[:2]:
         assert res.get("failed"), res
         assert res["msg"].startswith("another armada.apparmor run (pid %d, started " % holder.pid), res["msg"]

@@ -6,16 +6,8 @@ import os
 import subprocess
 import sys
 
-from aa_playbook import COLL_ROOT, make_tree, run_tasks, tree_state
+from aa_playbook import held_lock, make_tree, run_tasks, tree_state
 
-HOLDER = r"""
-import sys
-sys.path.insert(0, sys.argv[1])
-from ansible_collections.armada.apparmor.plugins.module_utils import lock
-with lock.HostLock(path=sys.argv[2], what="denials: commit cursor fleet"):
-    print("held", flush=True)
-    sys.stdin.readline()
-"""
 DEMO = """abi <abi/3.0>,
 include <tunables/global>
 
@@ -36,10 +28,7 @@ def test_changing_modules_refuse_while_another_run_holds_the_lock(tmp_path):
     common = {"apparmor_d": tree, "lock_file": lock_file}
     profile = dict(common, name="armada-demo", mode="complain", backup_dir=backups)
     before = tree_state(tree)
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, COLL_ROOT, lock_file], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with held_lock(lock_file, "denials: commit cursor fleet") as holder:
         busy = run_tasks(tmp_path, [
             {"armada.apparmor.profile": dict(profile, lock_timeout=0)},
             {"armada.apparmor.profile": dict(profile, lock_timeout=1)},
@@ -52,10 +41,6 @@ def test_changing_modules_refuse_while_another_run_holds_the_lock(tmp_path):
             {"armada.apparmor.profile": dict(profile, lock_timeout=0), "check_mode": True},
         ], name="busy")
         during = tree_state(tree)
-    finally:
-        holder.stdin.write("\n")
-        holder.stdin.close()
-        holder.wait(timeout=10)
     for res in busy[:6]:
         assert res.get("failed") and not res.get("changed"), res
         assert res["msg"].startswith("another armada.apparmor run (pid %d, started " % holder.pid), res["msg"]

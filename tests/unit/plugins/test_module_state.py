@@ -8,19 +8,10 @@ import json
 import os
 import stat
 import subprocess
-import sys
 
 import pytest
-from aa_playbook import COLL_ROOT, run_tasks
+from aa_playbook import held_lock, run_tasks
 
-HOLDER = r"""
-import sys
-sys.path.insert(0, sys.argv[1])
-from ansible_collections.armada.apparmor.plugins.module_utils import lock
-with lock.HostLock(path=sys.argv[2], what="update: another pass"):
-    print("held", flush=True)
-    sys.stdin.readline()
-"""
 AVC = ('type=AVC msg=audit(1700000000.%03d:%d): apparmor="DENIED" operation="open" class="file" profile="/usr/bin/x" '
        'name="/etc/shadow" pid=811 comm="x" requested_mask="r" denied_mask="r" fsuid=0 ouid=0\n')
 EVENTS = [{"id": "e1", "kind": "file", "path": "/srv/a b"}]
@@ -198,15 +189,8 @@ def test_read_returns_the_files_and_refuses_names_that_are_not_plain_json_files(
 def test_a_lock_held_by_another_run_fails_without_writing(tmp_path):
     state_dir = str(tmp_path / "state")
     lock_file = str(tmp_path / "lock")
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, COLL_ROOT, lock_file], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with held_lock(lock_file, "update: another pass"):
         busy, = run_tasks(tmp_path, [write_task(state_dir, lock_file, lock_timeout=0.5)], name="busy")
-    finally:
-        holder.stdin.write("\n")
-        holder.stdin.close()
-        holder.wait(timeout=30)
     assert busy.get("failed") is True and busy["changed"] is False, busy
     assert "update: another pass" in busy["msg"], busy["msg"]
     assert not os.path.exists(state_dir)
