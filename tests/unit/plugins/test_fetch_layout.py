@@ -52,7 +52,8 @@ def fetch_tasks(work):
         {"name": "what main.yml sets before report.yml", "ansible.builtin.set_fact": {
             "update_host_files": "{{ fixture_files }}", "update_tracked": [A, B],
             "update_result": {"profiles": {}, "stats": {}}, "update_record": {"version": 1, "profiles": {}},
-            "update_answers_count": 0, "update_fetch_path": str(work / "profiles"), "update_pending_file": ""}},
+            "update_answers_count": 0, "update_fetch_path": str(work / "profiles"), "update_pending_file": "",
+            "update_pending_path": ""}},
         {"name": "report", "ansible.builtin.include_role": {"name": "armada.apparmor.update",
                                                             "tasks_from": "report.yml"}},
     ]
