@@ -10,11 +10,12 @@ from ansible_collections.armada.apparmor.plugins.module_utils import rounds
 
 DOCUMENTATION = r"""
 name: answer_rounds
-short_description: Combine every apparmor_answers* variable in name order, refusing a question two review rounds answer differently
+short_description: Every apparmor_answers* variable in name order; review rounds may not contradict each other
 version_added: 0.1.0
 author: armada.apparmor contributors
 description:
-  - Takes C({variable name: list of answers}) and returns one list, in variable-name order (pass ids sort by time).
+  - Takes a mapping of variable name to its list of answers and returns one list, in variable-name order (pass ids
+    sort by time).
   - A question (same C(profile) and C(match)) decided in two review rounds (variables O(prefix) or
     C(<prefix>_<pass id>)) with different decisions fails, naming both variables; the same decision pasted in two
     rounds is kept once. C(answer=pending) entries decide nothing and never conflict.

@@ -11,22 +11,22 @@ from ansible_collections.armada.apparmor.plugins.module_utils.controller_paths i
 
 DOCUMENTATION = r"""
 name: fetch_layout
-short_description: The controller files of the fetched profiles - one fleet-wide copy each, per-host copies apart
+short_description: The controller files of the fetched profiles (one fleet-wide copy each, per-host copies apart)
 version_added: 0.1.0
 author: armada.apparmor contributors
 description:
-  - Takes C({host: texts}) (each host's C(fetched_texts)) and returns C([{path, content, hosts, per_host}]).
+  - Takes a mapping of host to that host's C(fetched_texts) and returns C([{path, content, hosts, per_host}]).
   - Per profile, and per C(local/) include written for a package profile, the first host's text (in O(order)) is the
     fleet-wide copy (C(DIR/NAME), C(DIR/local/NAME)); a host whose text differs gets C(DIR/.per-host/HOST/NAME)
     (C(.../local/NAME)), a hidden directory the deploy role never reads.
   - Every name is one the controller asked for and a plain file name, and no path component below O(directory)
     may be a symlink (controller_path's rules); a refusal fails the task naming the host, nothing is written.
-  - The same plugin file provides C(fetched_texts) - a host's output lines C(NAME<TAB>BASE64) and
-    C(local<TAB>NAME<TAB>BASE64) as C({profile: {name: text}, local: {name: text}}), only for the names asked for.
+  - 'The same plugin file provides C(fetched_texts): a host''s output lines C(NAME<TAB>BASE64) and
+    C(local<TAB>NAME<TAB>BASE64) as C({profile: {name: text}, local: {name: text}}), only for the names asked for.'
 positional: _input, directory
 options:
   _input:
-    description: C({host: {profile: {name: text}, local: {name: text}}}).
+    description: 'C({host: {profile: {name: text}, local: {name: text}}}).'
     type: dict
     required: true
   directory:

@@ -100,7 +100,8 @@ class Fleet:
 
     def review(self, pending_file, answers):
         """Edit the pending file as text ({path: answer}) and save it in group_vars/all/ under its own name."""
-        text = open(pending_file).read()
+        with open(pending_file) as fh:
+            text = fh.read()
         var, = load_like_inventory(self.tmp, text).keys()
         entries = load_like_inventory(self.tmp, text)[var]
         blocks = text.split("\n  - !unsafe\n")
@@ -164,7 +165,9 @@ def test_a_question_two_rounds_answer_differently_fails_naming_both(tmp_path):
     assert rc == 0, log[-3000:]
     fleet.review(written[0], {"/etc/agent/a.conf": "allow"})
     # the same question pasted again in a later round, answered deny
-    later = open(written[0]).read().replace("answer: pending  #", "answer: deny  #").replace(
+    with open(written[0]) as fh:
+        first = fh.read()
+    later = first.replace("answer: pending  #", "answer: deny  #").replace(
         "apparmor_answers_pending_20261206T100000Z", "apparmor_answers_pending_20261206T110000Z")
     (fleet.group_vars / "apparmor-pending-20261206T110000Z.yml").write_text(later)
     kept_before = fleet.kept("web1")
