@@ -17,6 +17,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ansible_collections.armada.apparmor.plugins.module_utils import answers as answers_engine
 from ansible_collections.armada.apparmor.plugins.module_utils import events as events_model
+from ansible_collections.armada.apparmor.plugins.module_utils.fleet import fleet_key
 
 # Every variable whose name starts with this is read as answers (docs/answers.md).
 ANSWERS_PREFIX = "apparmor_answers"
@@ -154,7 +155,7 @@ def unsettled(kept: Iterable[Any], result: Mapping, written: Iterable[str]) -> L
     out = []
     for ev in kept:
         if isinstance(ev, Mapping) and "kind" in ev \
-                and events_model.event_id(answers_engine.fleet_key(dict(ev))) in settled:
+                and events_model.event_id(fleet_key(dict(ev))) in settled:
             continue
         out.append(ev)
     return out

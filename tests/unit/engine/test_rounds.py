@@ -5,6 +5,7 @@ import pytest
 
 from ansible_collections.armada.apparmor.plugins.module_utils import answers as engine
 from ansible_collections.armada.apparmor.plugins.module_utils import events as events_model
+from ansible_collections.armada.apparmor.plugins.module_utils import fleet
 from ansible_collections.armada.apparmor.plugins.module_utils import rounds
 
 P = "/usr/bin/agent"
@@ -71,10 +72,10 @@ def test_a_variable_that_is_not_a_list_is_refused_by_name():
 def test_settled_events_are_dropped_open_ones_and_other_profiles_kept():
     kept = [host_ev("h1", "/a"), host_ev("h1", "/b"), host_ev("h1", "/c"), host_ev("h1", "/d", profile="/other"),
             host_ev("h1", "/e", profile=P + "//null-/usr/bin/tar")]
-    fleet = engine.merge_events({"h1": kept, "h2": [host_ev("h2", "/a")]})
-    result = engine.to_rules(fleet, [ans("/a"), ans("/b", "ignore"), ans("/d", profile="/other"),
+    merged = fleet.merge_events({"h1": kept, "h2": [host_ev("h2", "/a")]})
+    result = engine.to_rules(merged, [ans("/a"), ans("/b", "ignore"), ans("/d", profile="/other"),
                                      dict(ans("/e"), profile=P)])
     left = rounds.unsettled(kept, result, [P])  # /other is not written on this host
     assert [e["path"] for e in left] == ["/c", "/d"]
     # nothing is settled by a result that answered nothing
-    assert rounds.unsettled(kept, engine.to_rules(fleet, []), [P, "/other"]) == kept
+    assert rounds.unsettled(kept, engine.to_rules(merged, []), [P, "/other"]) == kept
