@@ -5,8 +5,7 @@ import pytest
 
 from ansible_collections.armada.apparmor.plugins.module_utils import answers as engine
 from ansible_collections.armada.apparmor.plugins.module_utils import events as events_model
-from ansible_collections.armada.apparmor.plugins.module_utils import fleet
-from ansible_collections.armada.apparmor.plugins.module_utils import rounds
+from ansible_collections.armada.apparmor.plugins.module_utils import fleet, rounds
 
 P = "/usr/bin/agent"
 
