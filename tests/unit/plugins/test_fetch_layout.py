@@ -52,7 +52,7 @@ def fetch_tasks(work):
         {"name": "what main.yml sets before report.yml", "ansible.builtin.set_fact": {
             "update_host_files": "{{ fixture_files }}", "update_tracked": [A, B],
             "update_result": {"profiles": {}, "stats": {}}, "update_record": {"version": 1, "profiles": {}},
-            "update_answers_count": 0, "update_fetch_path": str(work / "profiles"), "update_pending_file": "",
+            "update_answers_count": 0, "update_fetch_path": str(work / "profiles"), "apparmor_update_pending_file": "",
             "update_pending_path": ""}},
         {"name": "report", "ansible.builtin.include_role": {"name": "armada.apparmor.update",
                                                             "tasks_from": "report.yml"}},
@@ -84,8 +84,8 @@ def test_local_includes_are_fetched_and_differing_copies_live_where_deploy_never
     deploy = [{"name": "deploy", "block": [{"ansible.builtin.include_role": {"name": "armada.apparmor.deploy"}}],
                "always": [{"ansible.builtin.copy": {"dest": str(out), "content": "{{ deploy_items | to_json }}",
                                                     "mode": "0644"}, "run_once": True, "check_mode": False}]}]
-    proc = run(tmp_path, "deploy", deploy, ["--check", "-e", "deploy_src_dir=%s deploy_backup=false deploy_reload=false"
-                                            % (work / "profiles")])
+    proc = run(tmp_path, "deploy", deploy, ["--check", "-e", "apparmor_deploy_src_dir=%s apparmor_deploy_backup=false "
+                                            "apparmor_deploy_reload=false" % (work / "profiles")])
     assert out.exists(), proc.stdout[-4000:]
     assert json.loads(out.read_text()) == [{"path": "usr.bin.a"}, {"path": "usr.sbin.b"}]
 

@@ -44,7 +44,7 @@ class Fleet:
         for h in HOSTS:
             (tmp_path / ("state-" + h)).mkdir()
             hosts[h] = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                        "update_state_dir": str(tmp_path / ("state-" + h))}
+                        "apparmor_update_state_dir": str(tmp_path / ("state-" + h))}
         (self.inv / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
         self.runs = 0
 
@@ -58,7 +58,7 @@ class Fleet:
         for h in HOSTS:
             (self.tmp / ("new-%s.json" % h)).write_text(json.dumps([host_event(h, p) for p in new_paths]))
         out = self.tmp / ("out-%d.json" % self.runs)
-        state = "{{ update_state_dir }}/events.json"
+        state = "{{ apparmor_update_state_dir }}/events.json"
         play = [{"hosts": "all", "gather_facts": False, "tasks": [
             # what main.yml does before answers.yml: kept events from the host's state, plus the new ones
             {"name": "kept events (host output)", "ansible.builtin.shell": "cat %s 2>/dev/null || echo '[]'" % state,
@@ -91,7 +91,8 @@ class Fleet:
                    ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0")
         before = dict((f, os.stat(f).st_mtime_ns) for f in glob.glob(str(self.tmp / "apparmor-pending*.yml")))
         proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(self.inv / "hosts.yml"), str(pb),
-                               "-e", "update_abi=3.0 update_abstractions_dir='' update_pass_id=" + pass_id],
+                               "-e", "apparmor_update_abi=3.0 apparmor_update_abstractions_dir=''",
+                               "-e", "apparmor_update_pass_id=" + pass_id],
                               capture_output=True, text=True, env=env, cwd=str(self.tmp), check=False)
         written = sorted(f for f in glob.glob(str(self.tmp / "apparmor-pending*.yml"))
                          if before.get(f) != os.stat(f).st_mtime_ns)
