@@ -55,9 +55,10 @@ play profile_fleet 1-profile_fleet -e apparmor_profile_fleet_passes=2
 say "2. an access no answer covers stays pending; answer it; update again; and again (no change)"
 for h in $HOSTS; do on "$h" "$PROGRAM --once --read-extra /etc/armada-workload/extra.txt >/dev/null"; done
 play profile_fleet 2a-update -e apparmor_learn=false
-sed -n '/^apparmor_answers_pending:/,$p' "$DEMO_DIR/apparmor-pending.yml" | head -12 | sed 's/^/   | /'
-sed 's/answer: pending/answer: allow/' "$DEMO_DIR/apparmor-pending.yml" \
-  > "$DEMO_DIR/inventory/group_vars/all/apparmor_answers_pending.yml"
+# the newest review round (pass ids sort like the passes ran), saved under its own name so rounds add up
+round=$(ls "$DEMO_DIR"/apparmor-pending-*.yml | sort | tail -n 1)
+sed -n '/^apparmor_answers_pending_/,$p' "$round" | head -12 | sed 's/^/   | /'
+sed 's/answer: pending/answer: allow/' "$round" > "$DEMO_DIR/inventory/group_vars/all/$(basename "$round")"
 play profile_fleet 2b-update-answered -e apparmor_learn=false
 play profile_fleet 2c-update-again -e apparmor_learn=false
 grep -E '^(lab[0-9]+) +:' "$DEMO_DIR/logs/2c-update-again.log" | sed 's/^/   recap: /'
@@ -87,6 +88,13 @@ say "summary"
 python3 - "$DEMO_DIR" "$ARMADA_LAB_INVENTORY" <<'EOF'
 import glob, os, re, sys, yaml
 demo, inv = sys.argv[1], sys.argv[2]
+
+
+class Unsafe(yaml.SafeLoader):
+    """The pending file's entries are !unsafe mappings (Ansible's tag): read them as plain mappings."""
+
+
+Unsafe.add_constructor("!unsafe", lambda loader, node: loader.construct_mapping(node))
 log = open(os.path.join(demo, "logs", "6-status.log")).read()
 rows = re.findall(r'^\s*"(lab\d.*)",?$', log, re.M)
 header = re.search(r'^\s*"(host\s+profile.*)",?$', log, re.M)
@@ -101,9 +109,9 @@ for p in prof:
     print("rules learned in %s: %d" % (os.path.basename(p), len(rules)))
     for l in rules:
         print("   " + l)
-pending = yaml.safe_load(open(os.path.join(demo, "apparmor-pending.yml"))) or {}
-print("pending answers: %d (%s)" % (len(pending.get("apparmor_answers_pending") or []),
-                                    os.path.join(demo, "apparmor-pending.yml")))
+newest = sorted(glob.glob(os.path.join(demo, "apparmor-pending-*.yml")))[-1]
+pending = yaml.load(open(newest), Loader=Unsafe) or {}
+print("pending answers: %d (%s)" % (sum(len(v or []) for v in pending.values()), newest))
 print("fetched profiles: %s" % os.path.join(demo, "profiles"))
 print("enforce reports: %s" % os.path.join(demo, "apparmor-enforce-report"))
 for f in sorted(glob.glob(os.path.join(demo, "apparmor-enforce-report", "*.yml"))):

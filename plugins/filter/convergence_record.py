@@ -22,8 +22,7 @@ description:
   - The same file provides the other decisions of the update and enforce roles, each a thin adapter over
     C(plugins/module_utils/passplan.py) - C(tracked_profiles) (profile names of C(programs) and C(profiles)),
     C(host_profile_files) (profile name to file, from M(armada.apparmor.status)), C(fetch_names) (controller file
-    name to host file of the profiles a pass fetches), C(fetch_plan) (one controller file per profile text,
-    C(NAME.host-HOST) for a host whose text differs), C(pass_counts) (allowed / denied / pending per profile) and
+    name to host file of the profiles a pass fetches), C(pass_counts) (allowed / denied / pending per profile) and
     C(enforce_plan) (per profile enforce, skip with the reason, or none).
 positional: _input
 options:
@@ -113,11 +112,6 @@ def fetch_names(tracked, result, host_files):
                                 _mapping(host_files, "host_files", "fetch_names"), conventional_file_name)
 
 
-def fetch_plan(hosts, hostvars, var):
-    """Filter entry point: the controller files to write from each host's texts (fact ``var``), hosts in order."""
-    return passplan.fetch_plan([(h, _mapping(hostvars[h].get(var), var, "fetch_plan")) for h in hosts])
-
-
 def pass_counts(result, answers, pending_path, fetch_path):
     """Filter entry point: the counts line per profile and for the fleet."""
     return passplan.pass_counts(_mapping(result, "result", "pass_counts"), answers, pending_path, fetch_path)
@@ -135,5 +129,5 @@ class FilterModule:
 
     def filters(self):
         return {"convergence_record": convergence_record, "tracked_profiles": tracked_profiles,
-                "host_profile_files": host_profile_files, "fetch_names": fetch_names, "fetch_plan": fetch_plan,
+                "host_profile_files": host_profile_files, "fetch_names": fetch_names,
                 "pass_counts": pass_counts, "enforce_plan": enforce_plan}

@@ -89,6 +89,8 @@ HEADER = """\
 # `rule:` is what `answer: allow` writes as the entry stands (exec: with exec_mode ix).
 # suggestions, rule, logged, comm, first_seen, last_seen, hosts, counts, reason and id are
 # informational and may stay: paste the reviewed block into group_vars/host_vars as is (docs/answers.md).
+# The update role names this file and its variable after the pass: save it under its own name in
+# group_vars/all/, next to earlier rounds, so every round's answers keep applying (docs/answers.md).
 # Each entry is tagged !unsafe: its values came from the hosts and Ansible never templates them.
 """
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")

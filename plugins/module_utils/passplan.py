@@ -103,25 +103,6 @@ def fetch_names(tracked: Sequence[str], result: Mapping, host_files: Mapping,
     return out
 
 
-def fetch_plan(texts_by_host: Sequence[Tuple[str, Mapping]]) -> List[Dict[str, Any]]:
-    """One entry per fetched file: the first host's text and the hosts holding the same text.
-
-    A host whose text differs gets its own ``NAME.host-HOST`` entry, so nothing is silently overwritten.
-    ``texts_by_host`` is [(host, {file name: text})] in play order.
-    """
-    by_name: Dict[str, List[Tuple[str, Any]]] = {}
-    for host, texts in texts_by_host:
-        for name, text in _map(texts).items():
-            by_name.setdefault(name, []).append((host, text))
-    out: List[Dict[str, Any]] = []
-    for name in sorted(by_name):
-        first = by_name[name][0][1]
-        out.append({"name": name, "content": first, "hosts": [h for h, text in by_name[name] if text == first]})
-        out.extend({"name": "%s.host-%s" % (name, h), "content": text, "hosts": [h]}
-                   for h, text in by_name[name] if text != first)
-    return out
-
-
 def pass_counts(result: Mapping, answers: Any, pending_path: str, fetch_path: str) -> Dict[str, str]:
     """Per profile the rules allowed, denied and the pending events (children included), then the fleet line."""
     out: Dict[str, str] = {}

@@ -19,6 +19,7 @@ state file rename, helper exec, net_bind_service, inet stream) and from AppArmor
 logs ALLOWED, enforce mode DENIED), never from the output of the code under test. Every step depends on the
 previous ones; after a failure the later steps are skipped with the reason.
 """
+import glob
 import hashlib
 import json
 import os
@@ -198,6 +199,17 @@ def ansible_yaml(text):
     return DataLoader().load(text)
 
 
+def newest_pending(work):
+    """(path, text, questions) of the newest review round, apparmor-pending-<pass id>.yml, whose one variable is
+    apparmor_answers_pending_<pass id> (pass ids sort like the passes ran)."""
+    path = sorted(glob.glob(os.path.join(work, "apparmor-pending-*.yml")))[-1]
+    with open(path) as fh:
+        text = fh.read()
+    (var, questions), = ansible_yaml(text).items()
+    assert var == "apparmor_answers_pending_" + os.path.basename(path)[len("apparmor-pending-"):-len(".yml")], var
+    return path, text, questions
+
+
 @step("2")
 def test_step2_pending_answer_then_idempotent_update(journey):
     j = journey
@@ -205,9 +217,7 @@ def test_step2_pending_answer_then_idempotent_update(journey):
     for h in j.hosts:  # in complain mode: an access no answer covers, logged ALLOWED
         j.must(h, "%s --once --read-extra %s" % (PROGRAM, EXTRA))
     out = j.play("profile_fleet", update)
-    with open(os.path.join(j.work, "apparmor-pending.yml")) as fh:
-        pending_text = fh.read()
-    pending = ansible_yaml(pending_text)["apparmor_answers_pending"]  # !unsafe entries: Ansible's loader
+    pending_path, pending_text, pending = newest_pending(j.work)  # !unsafe entries: Ansible's loader
     assert [p["match"]["path"] for p in pending] == [EXTRA], pending
     assert pending[0]["answer"] == "pending" and sorted(pending[0]["hosts"]) == j.hosts
     for h in j.hosts:
@@ -218,7 +228,7 @@ def test_step2_pending_answer_then_idempotent_update(journey):
 
     # answer it (the reviewed pending block, edited as text and pasted back into inventory as is)
     assert pending_text.count("answer: pending  #") == 1
-    with open(os.path.join(j.inv, "group_vars", "all", "apparmor_answers_pending.yml"), "w") as fh:
+    with open(os.path.join(j.inv, "group_vars", "all", os.path.basename(pending_path)), "w") as fh:
         fh.write(pending_text.replace("answer: pending  #", "answer: allow  #"))
     out = j.play("profile_fleet", update)
     rules = task_results(out, "Write the rules into the profiles (snapshot first)")
@@ -227,8 +237,7 @@ def test_step2_pending_answer_then_idempotent_update(journey):
         assert "%s r," % EXTRA in j.must(h, "cat %s" % PROFILE_FILE)
         rec = j.record(h)
         assert rec["pending"] == 0 and rec["converged"] is False, rec  # a rule was added in this pass
-    with open(os.path.join(j.work, "apparmor-pending.yml")) as fh:
-        assert ansible_yaml(fh.read())["apparmor_answers_pending"] == []
+    assert newest_pending(j.work)[2] == []
 
     shas = {h: j.sha(h) for h in j.hosts}
     out = j.play("profile_fleet", update)
@@ -329,8 +338,7 @@ def test_step7_mode_decides_the_default_and_a_shell_gets_only_the_qualified_mode
     finally:
         for h in j.hosts:
             j.must(h, "rm -f %s" % SHELL_CONF)
-    with open(os.path.join(j.work, "apparmor-pending.yml")) as fh:
-        pending = ansible_yaml(fh.read())["apparmor_answers_pending"]
+    pending = newest_pending(j.work)[2]
     by_path = {(p["match"]["kind"], p["match"].get("path")): p for p in pending}
     # aa-logprof proposes Deny for enforce-mode events: the DENIED reads of steps 5 and 4 stay pending, flagged
     secret = by_path[("file", SECRET)]

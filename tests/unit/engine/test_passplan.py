@@ -1,6 +1,6 @@
 """The decisions of an update pass and an enforce rollout (module_utils/passplan.py), one at a time.
 
-These were Jinja templates of the update and enforce roles (record.j2, plan.j2, fetch_names.j2, fetch_plan.j2,
+These were Jinja templates of the update and enforce roles (record.j2, plan.j2, fetch_names.j2,
 counts.j2, tracked.j2, host_files.j2) that only a playbook run could exercise.
 """
 from ansible_collections.armada.apparmor.plugins.module_utils import passplan
@@ -83,17 +83,6 @@ def test_fetch_names_fall_back_to_the_profiles_of_the_pass():
     names = passplan.fetch_names([], result(**{"/usr/bin/b": {}}), FILES, conventional_file_name)
     assert names == {"usr.bin.b": "/etc/apparmor.d/usr.bin.b"}
 
-
-def test_fetch_plan_keeps_the_first_text_and_gives_a_differing_host_its_own_file():
-    plan = passplan.fetch_plan([("h1", {"b": "B1", "a": "A"}), ("h2", {"a": "A", "b": "B2"}), ("h3", {}),
-                                ("h4", {"b": "B1"})])
-    assert plan == [{"name": "a", "content": "A", "hosts": ["h1", "h2"]},
-                    {"name": "b", "content": "B1", "hosts": ["h1", "h4"]},
-                    {"name": "b.host-h2", "content": "B2", "hosts": ["h2"]}]
-    assert passplan.fetch_plan([]) == []
-
-
-# --- counts --------------------------------------------------------------------------------------------------
 
 def test_counts_add_the_children_and_end_with_the_fleet_line():
     res = result(**{"/usr/bin/a": {"rules": [1, 2], "deny": [1], "pending": [1],
