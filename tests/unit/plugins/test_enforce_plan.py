@@ -55,3 +55,29 @@ def test_a_profile_file_that_does_not_parse_is_named_in_the_skip_reason(tmp_path
     assert status["drift"]["errors"] == []
     assert entry["action"] == "skip" and entry["reason"] == "not converged: never updated", entry
     assert entry["file"] == os.path.join(tree, "armada-plan")
+
+
+def test_a_profile_without_evidence_is_skipped_with_that_reason(tmp_path):
+    """A profile quiet for passes because nothing ran is "never exercised"; one whose program runs unconfined
+    is "not attached" - neither is switched, and the reason says so instead of counting passes."""
+    tree = make_tree(tmp_path)
+    with open(os.path.join(tree, "armada-plan"), "w") as fh:
+        fh.write(PROFILE)
+    sfs = tmp_path / "securityfs"
+    (sfs / "features").mkdir(parents=True, exist_ok=True)
+    (sfs / "profiles").write_text("")
+    quiet = {"passes": 3, "quiet_passes": 2, "threshold": 1, "pending": 0, "converged": False}
+    records = [dict(quiet, exercised=False, confined=0, unconfined=0),
+               dict(quiet, exercised=True, confined=0, unconfined=2)]
+    tasks = [{"armada.apparmor.status": {"apparmor_d": tree, "securityfs": str(sfs), "check_drift": False}}]
+    for rec in records:
+        tasks.append({"ansible.builtin.set_fact": {
+            "plan": "{{ lookup('ansible.builtin.template', '%s') | from_json }}" % PLAN},
+            "vars": {"enforce_status": "{{ r0 }}", "enforce_record": {"profiles": {"armada-plan": rec}},
+                     "apparmor_enforce_programs": [], "apparmor_enforce_profiles": ["armada-plan"],
+                     "apparmor_enforce_force": False}})
+    _status, never, unattached = run_tasks(tmp_path, tasks)
+    (never,), (unattached,) = never["ansible_facts"]["plan"], unattached["ansible_facts"]["plan"]
+    assert never["action"] == "skip" and never["reason"].startswith("never exercised: "), never
+    assert unattached["action"] == "skip" and unattached["reason"].startswith("not attached: 2 process(es)"), \
+        unattached
