@@ -107,4 +107,5 @@ class FilterModule:
 
     def filters(self):
         return {"attach_evidence": attach_evidence, "program_entries": program_entries,
-                "restart_plan": restart_plan, "profile_processes": profile_processes, "converged": converged, "blocked_reason": attach.blocked_reason}
+                "restart_plan": restart_plan, "profile_processes": profile_processes, "converged": converged,
+                "blocked_reason": attach.blocked_reason}

@@ -4,7 +4,8 @@ Why: a profile attaches at exec. A daemon that was running before ``learn`` load
 unconfined: it logs nothing, so an empty profile would pass every quiet pass and be reported converged,
 then break the daemon at its next restart. So ``learn`` restarts the service inventory names for such a
 program (or reports it "not attached"), and convergence needs evidence: an event of the profile, or a
-process confined by it, seen by some pass. The process counts come from ``host.program_processes`` (per profile: ``report.processes_by_profile``).
+process confined by it, seen by some pass. The process counts come from ``host.program_processes``
+(per profile: ``report.processes_by_profile``).
 
 Pure standard library, Python 3.8+.
 """
@@ -60,7 +61,7 @@ def restart_plan(programs: Any, processes: Any) -> Dict[str, Any]:
     """What ``learn`` does about programs with unconfined processes: the services to restart (each once,
     sorted) and the programs left "not attached" (no ``service`` named), with their unconfined count."""
     restart = set()
-    not_attached = []  # type: List[Dict[str, Any]]
+    not_attached: List[Dict[str, Any]] = []
     procs = processes if isinstance(processes, Mapping) else {}
     for entry in (program_entry(p) for p in programs or []):
         p = procs.get(entry["path"])
@@ -105,5 +106,5 @@ def blocked_reason(record: Any) -> str:
                 "loaded); restart them, or name the service in apparmor_programs so learn restarts it" % unconfined)
     if rec.get("exercised") is not True:
         return ("never exercised: no pass read an event of it or saw a process confined by it; run the program "
-                "(apparmor_exercise) and profile again")
+                "(apparmor_learn_exercise) and profile again")
     return ""

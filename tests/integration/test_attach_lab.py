@@ -41,8 +41,8 @@ FILES = ["usr.sbin.nginx", "usr.local.bin.armada-attach-idle", "usr.local.bin.ar
 EXTRA = {
     "apparmor_programs": [{"path": NGINX, "service": "nginx"}, IDLE, NEVER],
     # a page and a missing one (404); -f would fail on the 404, so the code is checked instead
-    "apparmor_learn_exercise": {NGINX: "curl -fsS -o /dev/null http://127.0.0.1/ && "
-                                 "test \"$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/armada-missing)\" = 404"},
+    "apparmor_learn_exercise": {NGINX: "curl -fsS -o /dev/null http://127.0.0.1/ && test \"$(curl -s -o /dev/null "
+                                 "-w '%{http_code}' http://127.0.0.1/armada-missing)\" = 404"},
     "apparmor_state_dir": STATE, "apparmor_backup_dir": BACKUPS,
     "apparmor_enforce_serial": [1],
 }
