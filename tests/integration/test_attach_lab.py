@@ -75,12 +75,16 @@ class Run:
                    ARMADA_JOURNEY_RESULTS=results, ANSIBLE_NOCOLOR="1", PWD=self.work)
         cmd = [ANSIBLE_PLAYBOOK, "-i", self.lab.inventory, "--limit", self.host, "armada.apparmor." + name,
                "-e", json.dumps(dict(EXTRA, **(extra or {})))]
-        res = subprocess.run(cmd, cwd=self.work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, timeout=1200, check=False)
-        assert res.returncode == 0, res.stdout[-6000:]
+        log = os.path.join(self.work, name + ".log")  # readable while the play runs
+        with open(log, "w") as fh:
+            res = subprocess.run(cmd, cwd=self.work, env=env, stdin=subprocess.DEVNULL, stdout=fh,
+                                 stderr=subprocess.STDOUT, timeout=3600, check=False)
+        with open(log) as fh:
+            text = fh.read()
+        assert res.returncode == 0, text[-6000:]
         with open(results) as fh:
             out = json.load(fh)
-        out["log"] = res.stdout
+        out["log"] = text
         return out
 
     def task(self, out, name):
