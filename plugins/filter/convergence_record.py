@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.armada.apparmor.plugins.module_utils import passplan
+from ansible_collections.armada.apparmor.plugins.module_utils import attach, passplan
 from ansible_collections.armada.apparmor.plugins.module_utils.hostops import conventional_file_name
 
 DOCUMENTATION = r"""
@@ -17,8 +17,10 @@ author: armada.apparmor contributors
 description:
   - Takes the record the host kept from earlier passes (host data - only its numbers are read) and returns the
     new one, C({version, profiles - {NAME - {passes, quiet_passes, rules_added_last, pending, threshold,
-    converged}}}). A profile counts when it is tracked, kept in the record or reported in this pass, and defined
-    on the host; it is converged after at least 2 passes of which the last O(threshold) added no rule.
+    exercised, confined, unconfined, converged}}}). A profile counts when it is tracked, kept in the record or
+    reported in this pass, and defined on the host; it is converged after at least 2 passes of which the last
+    O(threshold) added no rule, once some pass saw it at work (O(events), or a process confined by it in
+    O(processes)) and while no process of its program runs unconfined.
   - The same file provides the other decisions of the update and enforce roles, each a thin adapter over
     C(plugins/module_utils/passplan.py) - C(tracked_profiles) (profile names of C(programs) and C(profiles)),
     C(host_profile_files) (profile name to file, from M(armada.apparmor.status)), C(fetch_names) (controller file
@@ -52,6 +54,21 @@ options:
     description: Passes in a row without a new rule needed to converge.
     type: int
     required: true
+  events:
+    description: This pass's events (kept and new); a profile that logged one (or whose C(//) child did) is
+      exercised.
+    type: list
+    elements: dict
+    default: []
+  processes:
+    description: M(armada.apparmor.status)'s C(processes) (program path to confined / unconfined counts).
+    type: dict
+    default: {}
+  programs:
+    description: The C(apparmor_programs) entries (to map programs to profiles).
+    type: list
+    elements: raw
+    default: []
 """
 
 EXAMPLES = r"""
@@ -87,12 +104,18 @@ def _names(value, what, name):
     return list(value)
 
 
-def convergence_record(old, tracked, result, host_files, changed, threshold):
+def convergence_record(old, tracked, result, host_files, changed, threshold, events=None, processes=None,
+                       programs=None):
     """Filter entry point: the new convergence record of a host."""
-    return passplan.convergence_record(old, _names(tracked, "tracked", "convergence_record"),
-                                       _mapping(result, "result", "convergence_record"),
-                                       _mapping(host_files, "host_files", "convergence_record"),
-                                       _names(changed, "changed", "convergence_record"), threshold)
+    try:
+        return passplan.convergence_record(old, _names(tracked, "tracked", "convergence_record"),
+                                           _mapping(result, "result", "convergence_record"),
+                                           _mapping(host_files, "host_files", "convergence_record"),
+                                           _names(changed, "changed", "convergence_record"), threshold,
+                                           events=events if isinstance(events, list) else [],
+                                           processes=processes, programs=programs or [])
+    except attach.ProgramError as exc:
+        raise AnsibleFilterError(str(exc)) from None
 
 
 def tracked_profiles(programs, profiles):

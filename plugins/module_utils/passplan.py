@@ -10,7 +10,9 @@ policy; as functions they are unit-tested one decision at a time. Several inputs
 
 Pure standard library, Python 3.8+.
 """
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+
+from ansible_collections.armada.apparmor.plugins.module_utils import attach
 
 # Flags of a profile that is a stub rather than a policy: enforcing it would confine nothing.
 STUB_FLAGS = ("unconfined", "prompt", "default_allow")
@@ -64,25 +66,33 @@ def _pending_count(profile: Mapping) -> int:
 
 
 def convergence_record(old: Any, tracked: Sequence[str], result: Mapping, host_files: Mapping,
-                       changed_profiles: Sequence[str], threshold: Any) -> Dict[str, Any]:
+                       changed_profiles: Sequence[str], threshold: Any, events: Optional[Sequence[Any]] = None,
+                       processes: Any = None, programs: Sequence[Any] = ()) -> Dict[str, Any]:
     """This host's convergence record after a pass.
 
     A profile is counted when it is tracked, kept in the previous record or reported in this pass, and defined on
-    the host. It is converged after at least 2 passes of which the last ``threshold`` added no rule.
+    the host. It is converged after at least 2 passes of which the last ``threshold`` added no rule, once a pass
+    has seen it at work (an event of it in ``events``, or a process confined by it in the status module's
+    ``processes``) and while no process of its ``programs`` runs unconfined (module_utils/attach.py).
     """
     previous = _map(_map(old).get("profiles"))
     reported = _map(result.get("profiles"))
     limit = _int(threshold)
     names = sorted(n for n in _unique(list(previous) + list(tracked) + list(reported)) if n in host_files)
+    seen = attach.profiles_with_events(events or [])
+    by_profile = attach.profile_processes(programs, processes)
     profiles: Dict[str, Dict[str, Any]] = {}
     for name in names:
         before = _map(previous.get(name))
         added = name in changed_profiles
         passes = _int(before.get("passes", 0)) + 1
         quiet = 0 if added else _int(before.get("quiet_passes", 0)) + 1
-        profiles[name] = {"passes": passes, "quiet_passes": quiet, "rules_added_last": added,
-                          "pending": _pending_count(_map(reported.get(name))), "threshold": limit,
-                          "converged": passes >= 2 and quiet >= limit}
+        record = attach.evidence(before, name in seen, by_profile.get(name))
+        record.update({"passes": passes, "quiet_passes": quiet, "rules_added_last": added,
+                       "pending": _pending_count(_map(reported.get(name))), "threshold": limit,
+                       "converged": attach.is_converged(passes, quiet, limit, record["exercised"],
+                                                        record["unconfined"])})
+        profiles[name] = record
     return {"version": RECORD_VERSION, "profiles": profiles}
 
 
@@ -159,7 +169,7 @@ def enforce_plan(status: Mapping, record: Any, programs: Sequence[Any], profiles
         elif not rec and not force:
             entry = {"action": "skip", "reason": "not converged: never updated"}
         elif not rec.get("converged", False) and not force:
-            entry = {"action": "skip", "reason": _unconverged_reason(rec)}
+            entry = {"action": "skip", "reason": attach.blocked_reason(rec) or _unconverged_reason(rec)}
         elif _int(rec.get("pending", 0)) > 0 and not force:
             entry = {"action": "skip", "reason": "pending answers: %s" % rec.get("pending")}
         elif profile.get("mode", "") == "enforce" and loaded == "enforce":

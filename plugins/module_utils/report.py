@@ -199,6 +199,21 @@ def _state(record: Mapping) -> str:
     return "pending"
 
 
+def processes_by_profile(programs: Mapping[str, str], processes: Any) -> Dict[str, Dict[str, int]]:
+    """``{profile: {confined, unconfined}}`` summed over its programs from the status module's ``processes``
+    (``{program path: {confined, unconfined, labels}}``). A profile none of whose programs was scanned is
+    left out: unknown is not zero. Used by the report, the status table and the convergence record."""
+    procs = _mapping(processes)
+    out: Dict[str, Dict[str, int]] = {}
+    for program, profile in programs.items():
+        p = _mapping(procs.get(program))
+        if p:
+            acc = out.setdefault(profile, {"confined": 0, "unconfined": 0})
+            acc["confined"] += count(p.get("confined"))
+            acc["unconfined"] += count(p.get("unconfined"))
+    return out
+
+
 def _backups(snapshots: Any) -> Dict[str, Any]:
     snaps = [s for s in snapshots if isinstance(s, Mapping)] if isinstance(snapshots, list) else []
     latest = snaps[-1] if snaps else {}
@@ -230,14 +245,7 @@ def host_rows(host: str, data: Mapping, programs: Dict[str, str], wanted: List[s
     declared = _declared(status)
     drift = _drift(status)
     record = _mapping(_json_b64(data.get("convergence_b64")).get("profiles"))
-    procs = _mapping(status.get("processes"))
-    by_profile: Dict[str, Dict[str, int]] = {}
-    for program, profile in programs.items():
-        p = _mapping(procs.get(program))
-        if p:
-            acc = by_profile.setdefault(profile, {"confined": 0, "unconfined": 0})
-            acc["confined"] += count(p.get("confined"))
-            acc["unconfined"] += count(p.get("unconfined"))
+    by_profile = processes_by_profile(programs, status.get("processes"))
     if wanted:
         names = set(wanted)
     else:

@@ -31,14 +31,20 @@ def test_host_profile_files_maps_every_profile_a_file_defines():
 
 # --- convergence record --------------------------------------------------------------------------------------
 
-def record(old, changed=(), tracked=("/usr/bin/a",), res=None, threshold=1, files=FILES):
-    return passplan.convergence_record(old, list(tracked), res or result(), files, list(changed), threshold)
+SEEN = [{"kind": "file", "profile": "/usr/bin/a"}]  # an event of the profile: it was exercised
+
+
+def record(old, changed=(), tracked=("/usr/bin/a",), res=None, threshold=1, files=FILES, events=SEEN,
+           processes=None, programs=()):
+    return passplan.convergence_record(old, list(tracked), res or result(), files, list(changed), threshold,
+                                       events=events, processes=processes, programs=list(programs))
 
 
 def test_first_pass_is_never_converged_the_second_quiet_one_is():
     first = record({})
     assert first == {"version": 1, "profiles": {"/usr/bin/a": {
-        "passes": 1, "quiet_passes": 1, "rules_added_last": False, "pending": 0, "threshold": 1, "converged": False}}}
+        "passes": 1, "quiet_passes": 1, "rules_added_last": False, "pending": 0, "threshold": 1, "converged": False,
+        "exercised": True, "confined": 0, "unconfined": 0}}}
     second = record(first)["profiles"]["/usr/bin/a"]
     assert (second["passes"], second["quiet_passes"], second["converged"]) == (2, 2, True)
 
@@ -68,6 +74,27 @@ def test_a_malformed_record_from_the_host_counts_as_no_history():
                 {"profiles": {"/usr/bin/a": {"passes": "many", "quiet_passes": None}}}):
         entry = record(old)["profiles"]["/usr/bin/a"]
         assert (entry["passes"], entry["quiet_passes"], entry["converged"]) == (1, 1, False), old
+
+
+def test_quiet_passes_without_evidence_never_converge():
+    """A profile nothing ran under stays quiet: without an event or a confined process it is not converged."""
+    old = {"profiles": {"/usr/bin/a": {"passes": 4, "quiet_passes": 4}}}
+    idle = record(old, events=[])["profiles"]["/usr/bin/a"]
+    assert (idle["exercised"], idle["converged"]) == (False, False)
+    child = record(old, events=[{"profile": "/usr/bin/a//null-/bin/ls"}])["profiles"]["/usr/bin/a"]
+    assert (child["exercised"], child["converged"]) == (True, True)
+    running = record(old, events=[], programs=["/usr/bin/a"],
+                     processes={"/usr/bin/a": {"confined": 2, "unconfined": 0}})["profiles"]["/usr/bin/a"]
+    assert (running["exercised"], running["confined"], running["converged"]) == (True, 2, True)
+    sticky = record({"profiles": {"/usr/bin/a": dict(old["profiles"]["/usr/bin/a"], exercised=True)}}, events=[])
+    assert sticky["profiles"]["/usr/bin/a"]["converged"] is True
+
+
+def test_a_program_running_unconfined_blocks_convergence():
+    old = {"profiles": {"/usr/bin/a": {"passes": 4, "quiet_passes": 4, "exercised": True}}}
+    out = record(old, programs=[{"path": "/usr/sbin/d", "profile": "/usr/bin/a"}],
+                 processes={"/usr/sbin/d": {"confined": 1, "unconfined": "3"}})["profiles"]["/usr/bin/a"]
+    assert (out["unconfined"], out["converged"]) == (3, False)
 
 
 # --- fetch names and plan ------------------------------------------------------------------------------------
@@ -125,9 +152,14 @@ def test_each_skip_reason_in_order():
     assert plan(status(flags=["unconfined", "attach_disconnected"])) == [
         ("/usr/bin/a", "skip", "unconfined stub (flags unconfined)")]
     assert plan(status(), rec={}) == [("/usr/bin/a", "skip", "not converged: never updated")]
-    unconverged = {"profiles": {"/usr/bin/a": {"passes": 1, "quiet_passes": 1, "threshold": 2, "converged": False}}}
+    unconverged = {"profiles": {"/usr/bin/a": {"passes": 1, "quiet_passes": 1, "threshold": 2, "converged": False,
+                                               "exercised": True}}}
     assert plan(status(), rec=unconverged) == [("/usr/bin/a", "skip", "not converged: 1 pass(es), 1 in a row "
                                                 "without a new rule, 2 needed after 2 passes")]
+    never = {"profiles": {"/usr/bin/a": dict(unconverged["profiles"]["/usr/bin/a"], exercised=False)}}
+    assert plan(status(), rec=never)[0][2].startswith("never exercised: no pass read an event of it")
+    unattached = {"profiles": {"/usr/bin/a": dict(unconverged["profiles"]["/usr/bin/a"], unconfined=2)}}
+    assert plan(status(), rec=unattached)[0][2].startswith("not attached: 2 process(es) of its program run")
     pending = {"profiles": {"/usr/bin/a": dict(CONVERGED["profiles"]["/usr/bin/a"], pending="2")}}
     assert plan(status(), rec=pending) == [("/usr/bin/a", "skip", "pending answers: 2")]
     assert plan(status(mode="enforce", loaded="enforce")) == [("/usr/bin/a", "none", "already enforced")]
