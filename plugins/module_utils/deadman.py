@@ -99,13 +99,22 @@ def paths(state_dir: str, unit: str) -> Dict[str, str]:
     return {"payload": base + ".zip", "result": base + ".json"}
 
 
+#: Optional restore settings passed through to the revert (the module's host options and lock file).
+REVERT_OPTIONS = ("lock_file", "parser", "securityfs", "features_file")
+
+
 def revert_argv(python: str, payload: str, backup_dir: str, snapshot_id: str, apparmor_d: str, result: str,
-                lock_file: Optional[str] = None) -> List[str]:
-    """The command the timer runs: ``python -I -c BOOT payload`` + the revert's arguments for :func:`main`."""
+                **options: Optional[str]) -> List[str]:
+    """The command the timer runs: ``python -I -c BOOT payload`` + the revert's arguments for :func:`main`
+    (``options``: any of :data:`REVERT_OPTIONS`, left out when empty)."""
     argv = [python, "-I", "-c", _BOOT, payload, "--snapshot", snapshot_id, "--backup-dir", backup_dir,
             "--apparmor-d", apparmor_d, "--result", result]
-    if lock_file:
-        argv += ["--lock-file", lock_file]
+    for name in REVERT_OPTIONS:
+        if options.get(name):
+            argv += ["--" + name.replace("_", "-"), str(options[name])]
+    unknown = set(options) - set(REVERT_OPTIONS)
+    if unknown:
+        raise DeadmanError("unknown revert option(s): %s" % ", ".join(sorted(unknown)))
     return argv
 
 
@@ -151,11 +160,13 @@ def payload() -> bytes:
 
 
 def revert(backup_dir: str, snapshot_id: str, apparmor_d: str, lock_file: Optional[str] = None,
-           lock_timeout: float = REVERT_LOCK_TIMEOUT) -> Dict[str, Any]:
+           lock_timeout: float = REVERT_LOCK_TIMEOUT, parser: Optional[str] = None,
+           securityfs: str = host.SECURITYFS, features_file: Optional[str] = None) -> Dict[str, Any]:
     """Restore ``snapshot_id`` under the host-wide lock (what the timer does when it fires)."""
     with lock.host_lock("dead-man's switch: revert to snapshot %s" % snapshot_id, timeout=lock_timeout,
                         path=lock_file):
-        return backup.restore(backup_dir, snapshot_id, apparmor_d)
+        return backup.restore(backup_dir, snapshot_id, apparmor_d, parser=parser, securityfs=securityfs,
+                              features_file=features_file)
 
 
 def _write_result(path: str, data: Dict[str, Any]) -> None:
@@ -170,13 +181,15 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--backup-dir", required=True)
     parser.add_argument("--apparmor-d", required=True)
     parser.add_argument("--result", required=True)
-    parser.add_argument("--lock-file")
+    for name in REVERT_OPTIONS:
+        parser.add_argument("--" + name.replace("_", "-"))
     args = parser.parse_args(list(argv))
     started = time.time()
     record: Dict[str, Any] = {"snapshot": args.snapshot, "fired": started, "state": "reverting"}
     _write_result(args.result, record)
     try:
-        res = revert(args.backup_dir, args.snapshot, args.apparmor_d, lock_file=args.lock_file)
+        res = revert(args.backup_dir, args.snapshot, args.apparmor_d, lock_file=args.lock_file, parser=args.parser,
+                     securityfs=args.securityfs or host.SECURITYFS, features_file=args.features_file)
         record.update(state="reverted", ok=bool(res.get("verified")), restore=res)
     except (backup.BackupError, host.HostError, lock.LockBusy, lock.LockError, fileops.FileOpError,
             OSError) as exc:

@@ -18,7 +18,8 @@ description:
   - V(reverted) fires O(name) (or every armed switch) now and waits for the revert - what the enforce role does
     with a switch an interrupted run left armed, before it reads the host's state. With O(timeout) it also returns
     RV(arm_problem), why a switch with that timeout could not be armed on this host (it does not fail for it).
-  - Each firing writes its outcome to C(<state_dir>/deadman/<unit>.json) and to the journal.
+  - Each firing writes its outcome to C(<state_dir>/deadman/<unit>.json) and to the journal. Arming a switch to a
+    snapshot whose switch fired before keeps that record as C(<unit>.<time it was written>.json).
 author:
   - armada.apparmor developers (@armada)
 extends_documentation_fragment:
@@ -150,8 +151,7 @@ import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.armada.apparmor.plugins.module_utils import argspec, backup, fileops  # noqa: E402
-from ansible_collections.armada.apparmor.plugins.module_utils import deadman  # noqa: E402
+from ansible_collections.armada.apparmor.plugins.module_utils import argspec, backup, deadman, fileops  # noqa: E402
 
 LIST_UNITS = ["systemctl", "list-units", "--all", "--plain", "--no-legend", "--type=timer",
               deadman.UNIT_PREFIX + "*"]
@@ -268,15 +268,19 @@ def _arm(module, booted, armed):
     files = deadman.paths(p["state_dir"], unit)
     cmd = deadman.arm_argv(unit, p["timeout"], deadman.revert_argv(
         sys.executable, files["payload"], p["backup_dir"], p["snapshot"], os.path.abspath(p["apparmor_d"]),
-        files["result"], p["lock_file"]), p["snapshot"])
+        files["result"], **{k: p[k] for k in deadman.REVERT_OPTIONS}), p["snapshot"])
     if module.check_mode:
         module.exit_json(changed=True, unit=unit, command=cmd, systemd=booted, armed=armed)
     try:
         if not os.path.isfile(os.path.join(p["backup_dir"], p["snapshot"] + ".tar.gz")):
             module.fail_json(msg="snapshot %s is not in %s: nothing to revert to" % (p["snapshot"], p["backup_dir"]))
         fileops.ensure_dir(os.path.dirname(files["payload"]), 0o700)
+        if os.path.exists(files["result"]):
+            # the record of an earlier firing of a switch to the same snapshot: kept, under its firing time
+            kept = "%s.%d.json" % (files["result"][:-len(".json")], os.stat(files["result"]).st_mtime)
+            os.replace(files["result"], kept)
         fileops.atomic_write(files["payload"], deadman.payload(), mode=0o600)
-    except fileops.FileOpError as exc:
+    except (fileops.FileOpError, OSError) as exc:
         module.fail_json(msg="cannot write the switch's revert program: %s" % exc)
     rc, out, err = module.run_command(cmd)
     if rc != 0:

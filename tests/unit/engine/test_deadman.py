@@ -52,7 +52,7 @@ def test_systemd_problem_names_the_way_out():
 
 def test_arm_command_is_a_oneshot_behind_a_precise_timer():
     revert = deadman.revert_argv("/usr/bin/python3", "/s/deadman/u.zip", "/bk", SID, "/etc/apparmor.d",
-                                 "/s/deadman/u.json", lock_file="/run/l.lock")
+                                 "/s/deadman/u.json", lock_file="/run/l.lock", parser=None, securityfs="/sys/x")
     argv = deadman.arm_argv(deadman.unit_name(SID), 130, revert, SID)
     assert argv[:5] == ["systemd-run", "--unit=armada-apparmor-revert-" + SID, "--on-active=130s",
                         "--timer-property=AccuracySec=1s", "--property=Type=oneshot"]
@@ -60,8 +60,11 @@ def test_arm_command_is_a_oneshot_behind_a_precise_timer():
     assert argv[argv.index("--") + 1:] == revert
     assert revert[:3] == ["/usr/bin/python3", "-I", "-c"]
     assert revert[4:] == ["/s/deadman/u.zip", "--snapshot", SID, "--backup-dir", "/bk", "--apparmor-d",
-                          "/etc/apparmor.d", "--result", "/s/deadman/u.json", "--lock-file", "/run/l.lock"]
+                          "/etc/apparmor.d", "--result", "/s/deadman/u.json", "--lock-file", "/run/l.lock",
+                          "--securityfs", "/sys/x"]
     assert "--lock-file" not in deadman.revert_argv("p", "z", "b", SID, "a", "r")
+    with pytest.raises(deadman.DeadmanError, match="unknown revert option"):
+        deadman.revert_argv("p", "z", "b", SID, "a", "r", shell="x")
 
 
 def test_armed_units_are_the_waiting_timers_of_switches():
@@ -96,7 +99,8 @@ def _tree(tmp_path):
     return tree
 
 
-COMPLAIN = "abi <abi/3.0>,\ninclude <tunables/global>\nprofile prog /usr/bin/prog flags=(complain) {\n  /etc/hostname r,\n}\n"
+COMPLAIN = ("abi <abi/3.0>,\ninclude <tunables/global>\n"
+            "profile prog /usr/bin/prog flags=(complain) {\n  /etc/hostname r,\n}\n")
 
 
 @pytest.mark.parametrize("python", [sys.executable, PY38], ids=["venv", "py38"])
@@ -118,7 +122,7 @@ def test_payload_reverts_alone_with_python_isolated(tmp_path, python):
     assert not any(n.startswith("ansible/") for n in names)
     result = tmp_path / "state" / "deadman" / "u.json"
     argv = deadman.revert_argv(python, str(zip_path), str(tmp_path / "bk"), snap["id"], str(tree), str(result),
-                               lock_file=str(tmp_path / "lock"))
+                               lock_file=str(tmp_path / "lock"), parser=shutil.which("apparmor_parser"))
     empty = tmp_path / "cwd"
     empty.mkdir()
     proc = subprocess.run(argv, cwd=str(empty), capture_output=True, text=True, env={"PATH": os.environ["PATH"]},
