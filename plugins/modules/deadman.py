@@ -6,7 +6,7 @@
 DOCUMENTATION = r"""
 module: deadman
 short_description: Arm, confirm or fire a host-local revert of an enforce switch (a dead-man's switch)
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - V(armed) arms a systemd timer (C(systemd-run --on-active=), transient unit C(armada-apparmor-revert-<snapshot>))
     that restores O(snapshot) O(timeout) seconds from now - the same restore as M(armada.apparmor.backup)
