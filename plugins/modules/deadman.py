@@ -70,14 +70,15 @@ attributes:
     description: Reports what would be armed, confirmed or fired; runs no systemctl command that changes anything.
   diff_mode:
     support: none
+    description: The change is a timer, not a file.
 notes:
   - Needs systemd as init (C(/run/systemd/system)); V(armed) fails clearly on other hosts, V(confirmed) and
     V(reverted) find nothing armed there.
   - The timer is transient - it does not survive a reboot. A local root can stop it; see docs/security.md.
   - Use C(become).
+  - The role C(armada.apparmor.enforce) arms, confirms and fires it around each host's switch (its README).
 seealso:
   - module: armada.apparmor.backup
-  - role: armada.apparmor.enforce
 """
 
 EXAMPLES = r"""
@@ -136,8 +137,8 @@ arm_problem:
   returned: when state is reverted and timeout is given
   type: str
 fired:
-  description: The switches that had fired or were fired, each with its outcome (RV(fired[].state) C(reverted) or
-    C(failed), RV(fired[].ok), the restore result or the error).
+  description: The switches that had fired or were fired, each with its outcome (C(state) C(reverted) or
+    C(failed), C(ok), the restore result or the error).
   returned: when state is confirmed or reverted
   type: list
   elements: dict
