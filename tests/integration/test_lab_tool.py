@@ -47,6 +47,16 @@ def test_inventory_groups_and_connection(tmp_path):
     assert "Port 40002" in read(os.path.join(str(tmp_path), "ssh_config"))
 
 
+def test_hosts_without_systemd_roll_out_without_the_dead_mans_switch(tmp_path):
+    """The enforce role's switch needs systemd: only the systemd-booted flavour keeps it on."""
+    lab = load_tool(run_dir=str(tmp_path))
+    hosts = [{"name": "lab%d" % i, "port": 40000 + i, "flavour": fl, "console": "c"}
+             for i, fl in ((1, "auditd"), (2, "kernlog"), (3, "journald"), (4, "trixie"))]
+    inv = yaml.safe_load(read(lab.write_inventory("/img", hosts)))
+    assert {h: v.get("apparmor_enforce_deadman", "default") for h, v in inv["all"]["hosts"].items()} == {
+        "lab1": False, "lab2": False, "lab3": "default", "lab4": False}
+
+
 def test_trixie_host_has_its_own_key_and_only_its_own_group(tmp_path):
     lab = load_tool(run_dir=str(tmp_path))
     hosts = [{"name": "lab%d" % i, "port": 40000 + i, "flavour": fl, "console": "c", "image": img}
