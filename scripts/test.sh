@@ -18,7 +18,7 @@ RUN_B=$RUN_A-b
 # default: its scenario takes ~9 min plus a 4th guest on two cores, and CI has 90 minutes (docs/lab.md, "Debian 13").
 # ARMADA_LAB_FLAVOURS=auditd,kernlog,journald,trixie make test   runs it too (on lab A).
 FLAVOURS=${ARMADA_LAB_FLAVOURS:-auditd,kernlog,journald}
-HALF_B=(tests/integration/test_attach_lab.py tests/integration/test_forged_lab.py
+HALF_B=(tests/integration/test_attach_lab.py tests/integration/test_deadman_lab.py tests/integration/test_forged_lab.py
         tests/integration/test_hostile_fetch_lab.py tests/integration/test_journeys.py tests/integration/test_kill_lab.py
         tests/integration/test_report_lab.py)
 LOG_B=$(mktemp /tmp/armada-test-half-b.XXXXXX)
