@@ -118,10 +118,11 @@ def convergence_record(old, tracked, result, host_files, changed, threshold, eve
         raise AnsibleFilterError(str(exc)) from None
 
 
-def tracked_profiles(programs, profiles):
-    """Filter entry point: profile names of programs (paths or mappings) and profiles."""
+def tracked_profiles(programs, profiles, record=None):
+    """Filter entry point: profile names of programs (paths or mappings) and profiles, then the Px targets the
+    convergence record keeps for them."""
     return passplan.tracked_profiles(_names(programs or [], "programs", "tracked_profiles"),
-                                     _names(profiles or [], "profiles", "tracked_profiles"))
+                                     _names(profiles or [], "profiles", "tracked_profiles"), record)
 
 
 def host_profile_files(status):

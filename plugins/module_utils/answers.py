@@ -30,6 +30,9 @@ from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import (
 from ansible_collections.armada.apparmor.plugins.module_utils.fleet import compact_json, event_hosts, merge_events
 from ansible_collections.armada.apparmor.plugins.module_utils.rules import FILE_RULE_KINDS
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.exec import ALLOW_EXEC_MODES, TARGET_EXEC_MODES
+
+# Modes that run the child with no confinement at all: an answer must confirm them (docs/answers.md).
+BARE_UNCONFINED_MODES = ("ux", "Ux")
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.file import FileRule
 
 # ---------------------------------------------------------------------------------------------
@@ -41,7 +44,7 @@ DEFAULT_VALUES = ("pending", "allow")
 
 # Keys that decide something. Everything else a user writes is a typo and is rejected.
 DECISION_KEYS = ("profile", "match", "answer", "glob", "owner", "audit", "exec_mode", "exec_target",
-                 "include", "broad", "comment")
+                 "unconfined_exec", "include", "broad", "comment")
 # Informational keys written by pending_answers; accepted (and ignored) so that a reviewed pending
 # block pastes back into inventory unchanged.
 INFO_KEYS = ("suggestions", "hosts", "counts", "count", "id", "reason", "first_seen", "last_seen", "rule", "logged",
@@ -176,7 +179,7 @@ def validate_answer(index: int, answer: Any, qualifiers: Optional[exec_qualifier
                 if key != "mask" and isinstance(pat, str) and looks_like_pattern(pat) and not _valid_glob(pat):
                     bad("match %s %r is not a valid AppArmor pattern" % (key, pat))
     kinds = [] if kind is None else (kind if isinstance(kind, list) else [kind])
-    for key in ("owner", "audit", "broad"):
+    for key in ("owner", "audit", "broad", "unconfined_exec"):
         if key in answer and not isinstance(answer[key], bool):
             bad("%s must be true or false" % key)
     if "owner" in answer and kinds and not set(kinds) <= set(FILE_RULE_KINDS):
@@ -201,6 +204,12 @@ def validate_answer(index: int, answer: Any, qualifiers: Optional[exec_qualifier
         target = answer["exec_target"] if isinstance(answer["exec_target"], str) else target
         if "exec_mode" not in answer:
             bad("exec_target needs an exec_mode (one of %s)" % ", ".join(TARGET_EXEC_MODES))
+    if mode in BARE_UNCONFINED_MODES and answer.get("unconfined_exec") is not True:
+        bad("exec mode %s runs the program with no AppArmor confinement at all (the child is unconfined): set "
+            "unconfined_exec: true in the answer to confirm it, or choose ix, Px or Cx" % mode)
+    if answer.get("unconfined_exec") is True and (mode is None or not ("u" in mode or "U" in mode)):
+        bad("unconfined_exec: true only confirms an unconfined exec mode (ux, Ux, pux, PUx, cux, CUx), not %s"
+            % (mode or "an answer without exec_mode"))
     if mode is not None and target is not None and mode not in TARGET_EXEC_MODES:
         bad("exec mode %s cannot have a named target (only %s can)" % (mode, ", ".join(TARGET_EXEC_MODES)))
     if value == "allow" and "exec" in kinds and len(kinds) == 1 and "exec_mode" not in answer \
@@ -663,13 +672,24 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
     evs = _as_events(events)
 
     # Hosts that reported each profile in this run: the denominator of min_hosts.
-    resolved: List[Tuple[Dict[str, Any], str, Optional[str]]] = []
+    resolved: List[Tuple[Dict[str, Any], str, Optional[str], str]] = []
     label_hosts: Dict[str, set] = {}
+    homes: Dict[Tuple[str, str], Tuple[str, Optional[str]]] = {}
+    cx_children: Dict[Tuple[str, str], str] = {}  # (parent, child name) of a Cx target -> the program
     for ev in evs:
         parent, child = split_label(ev, fold_children)
         if ev.get("kind") == "change_hat":  # answered for the profile that gets the hat (hats do not nest)
             child = None
-        resolved.append((ev, parent, child))
+        exec_parent = _label(parent, child)  # the label the parent's exec answer is looked up in (self reads)
+        program = null_child_program(ev) if fold_children else None
+        if program is not None and ev.get("kind") != "change_hat":
+            key = (parent, program)
+            if key not in homes:
+                homes[key] = exec_home(parsed, parent, program, variables)
+            parent, child = homes[key]
+            if child is not None:
+                cx_children[(parent, child)] = program
+        resolved.append((ev, parent, child, exec_parent))
         label_hosts.setdefault(_label(parent, child), set()).update(event_hosts(ev))
 
     profiles: Dict[str, Dict[str, Any]] = {}
@@ -679,13 +699,16 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
     stats = {"events": len(evs), "allowed": 0, "denied": 0, "ignored": 0, "pending": 0, "unsupported": 0,
              "conflicts": 0}
 
-    for ev, parent, child in resolved:
+    for ev, parent, child, exec_parent in resolved:
         label = _label(parent, child)
         if not parent:
             errors.append({"event": ev.get("id"), "message": "event has no profile; skipped"})
             continue
         top = profiles.setdefault(parent, _new_entry(False))
         entry = top if child is None else top["children"].setdefault(child, _new_entry(True))
+        if child is not None and cx_children.get((parent, child)):  # a Cx target: a child profile, not a hat
+            entry.pop("hat", None)
+            entry["add_child"] = {"attachment": cx_children[(parent, child)]}
         builder = builders.setdefault(label, _Builder(entry, abi))
         hosts = event_hosts(ev)
         kind = ev.get("kind")
@@ -702,7 +725,7 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
             stats["conflicts"] += 1
         verdict = ans.answer if ans is not None else None
         if verdict in (None, "pending"):
-            by_exec = exec_answer_for_self_read(parsed, ev, label, variables)
+            by_exec = exec_answer_for_self_read(parsed, ev, exec_parent, variables)
             if by_exec is not None:
                 entry["ignored"].append(_ignored(ev, SELF_READ_REASON % (by_exec.index, ev.get("path")), by_exec))
                 stats["ignored"] += 1
@@ -796,6 +819,7 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
 
     for builder in builders.values():
         builder.finish()
+    _add_exec_targets(profiles, parsed)
     for name, entry in profiles.items():
         entry["hosts"] = sorted(label_hosts.get(name, ()))
         _annotate_pending(entry["pending"], table)
@@ -803,6 +827,102 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
             centry["hosts"] = sorted(label_hosts.get(_label(name, cname), ()))
             _annotate_pending(centry["pending"], table)
     return {"abi": abi, "profiles": profiles, "conflicts": conflicts, "errors": errors, "stats": stats}
+
+
+# ---- where the events of an exec'd program go: its own profile (Px), a child (Cx), the parent (ix) ------
+
+def transition_kind(mode: Optional[str]) -> Optional[str]:
+    """"profile" for the p modes (px, Px, pix, PUx...), "child" for the c modes, None for ix/ux (the parent)."""
+    if not mode:
+        return None
+    if mode[0] in "pP":
+        return "profile"
+    if mode[0] in "cC":
+        return "child"
+    return None
+
+
+def null_child_program(event: Mapping) -> Optional[str]:
+    """PROGRAM when ``event`` is logged under ``PARENT//null-PROGRAM`` (a program the parent executed with no
+    exec rule yet, running in complain mode); None otherwise (also for nested ``//null-`` children)."""
+    label = event.get("profile")
+    if not isinstance(label, str) or "//null-" not in label or event.get("kind") == "change_hat":
+        return None
+    parent, _sep, child = label.partition("//")
+    program = child[len("null-"):] if child.startswith("null-") else ""
+    if event.get("parent") not in (None, parent) or not program.startswith("/") or "//" in program \
+            or escape_glob(program) != program or any(c.isspace() or ord(c) < 32 for c in program):
+        return None  # a name a glob would read differently stays in the parent: it can never widen a profile
+    return program
+
+
+def exec_home(answers: List[Answer], parent: str, program: str,
+              variables: Optional[Dict[str, List[str]]] = None) -> Tuple[str, Optional[str]]:
+    """(profile, child) the accesses of ``program`` executed by ``parent`` are written to, as aa-logprof does.
+
+    The parent's exec answer for ``program`` decides: a ``p`` mode (``Px``, ``Pix``, ``PUx``...) gives the program
+    its own profile (named after the program, or the ``->`` target), a ``c`` mode a child profile of the parent
+    (same naming); ``ix``, ``ux``, no answer or a deny keep them in the parent (the events stay answerable there).
+    """
+    probe = {"kind": "exec", "profile": parent, "path": program, "mask": {"requested": "x", "denied": "x"}}
+    found = decide(answers, probe, parent, variables).answer
+    if found is None or found.answer != "allow" or not names_program(found, program):
+        return parent, None
+    kind = transition_kind(found.exec_mode)
+    name = found.exec_target or program
+    if kind == "profile":
+        return name, None
+    if kind == "child":
+        return parent, name
+    return parent, None
+
+
+def names_program(answer: Answer, program: str) -> bool:
+    """Does ``answer`` name the target of its transition itself (an ``exec_target``, or ``program`` literally
+    as its match path or glob)? Only then does a program get a profile or child: a pattern answer
+    (``/usr/bin/* Px``) must not let a host create profiles by logging made-up program names."""
+    if answer.exec_target:
+        return True
+    paths = answer.match.get("path")
+    literals = [p for p in (paths if isinstance(paths, list) else [paths]) + [answer.glob] if isinstance(p, str)]
+    return any(pattern_literal(p) == program for p in literals)
+
+
+def _add_exec_targets(profiles: Dict[str, Dict[str, Any]], answers: List[Answer]) -> None:
+    """Mark the profiles the written exec rules transition to, so that the update role creates them.
+
+    For every allowed exec rule with a literal path and a ``p`` mode, the parent entry lists the target in
+    ``exec_targets`` and the target gets an entry (empty when its program logged nothing yet) with
+    ``exec_target: {path, parents}``; a ``c`` mode gives the parent's child entry ``add_child: {attachment}``
+    (the rules module creates ``profile NAME PATH { }``). Only for answers that name the program
+    (:func:`names_program`): glob paths name no single program, nothing is created for them.
+    """
+    for name in list(profiles):
+        entry = profiles[name]
+        for rule in entry["rules"]:
+            kind = transition_kind(rule.get("exec_mode"))
+            path = rule.get("path")
+            if kind is None or not isinstance(path, str):
+                continue
+            program = pattern_literal(path)
+            if program is None or file_path_problem(program) or not any(
+                    isinstance(i, int) and names_program(answers[i], program) for i in rule.get("answers") or ()):
+                continue
+            target = rule.get("target") or program
+            if kind == "profile":
+                if target == name:
+                    continue
+                entry.setdefault("exec_targets", [])
+                if target not in entry["exec_targets"]:
+                    entry["exec_targets"].append(target)
+                tentry = profiles.setdefault(target, _new_entry(False))
+                info = tentry.setdefault("exec_target", {"path": program, "parents": []})
+                if name not in info["parents"]:
+                    info["parents"].append(name)
+            else:
+                child = entry["children"].setdefault(target, _new_entry(True))
+                child.pop("hat", None)
+                child["add_child"] = {"attachment": program}
 
 
 # ---- an exec answer covers the executed binary's own read (docs/answers.md, "Pending answers") -------

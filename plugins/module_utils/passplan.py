@@ -42,10 +42,18 @@ def _unique(items: Iterable[Any]) -> List[Any]:
     return out
 
 
-def tracked_profiles(programs: Sequence[Any], profiles: Sequence[str]) -> List[str]:
-    """Profile names of ``programs`` (a path, or a mapping with ``path`` and maybe ``profile``) then ``profiles``."""
-    names = [(p.get("profile", p.get("path")) if isinstance(p, Mapping) else p) for p in programs]
-    return _unique(names + list(profiles))
+def tracked_profiles(programs: Sequence[Any], profiles: Sequence[str], record: Any = None) -> List[str]:
+    """Profile names of ``programs`` (a path, or a mapping with ``path`` and maybe ``profile``) then ``profiles``,
+    then the profiles their ``Px`` exec rules run programs in, as the convergence ``record`` keeps them
+    (``exec_targets``, transitively): a target is learned and enforced with the program that runs it."""
+    names = _unique([(p.get("profile", p.get("path")) if isinstance(p, Mapping) else p) for p in programs]
+                    + list(profiles))
+    kept = _map(_map(record).get("profiles"))
+    for name in names:  # grows while iterating: targets of targets
+        for target in _map(kept.get(name)).get("exec_targets") or []:
+            if isinstance(target, str) and target and target not in names:
+                names.append(target)
+    return names
 
 
 def host_profile_files(status: Mapping) -> Dict[str, str]:
@@ -92,6 +100,10 @@ def convergence_record(old: Any, tracked: Sequence[str], result: Mapping, host_f
                        "pending": _pending_count(_map(reported.get(name))), "threshold": limit,
                        "converged": attach.is_converged(passes, quiet, limit, record["exercised"],
                                                         record["unconfined"])})
+        targets = _unique(list(before.get("exec_targets") or []) + list(_map(reported.get(name)).get("exec_targets")
+                                                                        or []))
+        if targets:  # the profiles this one's Px rules run programs in: enforced together (enforce_plan)
+            record["exec_targets"] = targets
         profiles[name] = record
     return {"version": RECORD_VERSION, "profiles": profiles}
 
@@ -150,7 +162,7 @@ def enforce_plan(status: Mapping, record: Any, programs: Sequence[Any], profiles
     kept = _map(_map(record).get("profiles"))
     kernel = _map(status.get("kernel"))
     loaded_modes = _map(status.get("loaded"))
-    names = tracked_profiles(programs, profiles) or list(kept)
+    names = tracked_profiles(programs, profiles, record) or list(kept)
     out: List[Dict[str, Any]] = []
     for name in sorted(names):
         rec = _map(kept.get(name))
@@ -178,4 +190,43 @@ def enforce_plan(status: Mapping, record: Any, programs: Sequence[Any], profiles
             entry = {"action": "enforce", "reason": "forced" if force else "converged, no pending answers"}
         entry.update({"profile": name, "file": files.get(name, ""), "mode_before": loaded or profile.get("mode", "")})
         out.append(entry)
-    return out
+    return _together(out, kept)
+
+
+def _together(plan: List[Dict[str, Any]], kept: Mapping) -> List[Dict[str, Any]]:
+    """A profile and the ``Px`` targets of its exec rules are enforced together or not at all.
+
+    An enforcing parent whose target is missing or still learning breaks the program it runs (``Px`` to a
+    missing profile fails the exec); a target enforced alone would be confined by rules its parent's run did
+    not finish learning. So when one member of such a group is skipped, the members that would be enforced are
+    skipped too, naming it.
+    """
+    by_name = dict((e["profile"], e) for e in plan)
+    links: Dict[str, set] = dict((name, set()) for name in by_name)
+    for name in by_name:
+        for target in _map(kept.get(name)).get("exec_targets") or []:
+            links[name].add(target)
+            links.setdefault(target, set()).add(name)
+    seen: set = set()
+    for start in sorted(by_name):
+        if start in seen:
+            continue
+        group, todo = set(), [start]
+        while todo:
+            name = todo.pop()
+            if name not in group:
+                group.add(name)
+                todo.extend(links.get(name, ()))
+        seen |= group
+        blocking = sorted(n for n in group if n not in by_name or by_name[n]["action"] == "skip")
+        if not blocking or len(group) == 1:
+            continue
+        for name in sorted(group):
+            entry = by_name.get(name)
+            if entry is not None and entry["action"] == "enforce":
+                entry["action"] = "skip"
+                entry["reason"] = "enforced together with %s (exec transitions between them), which %s: %s" % (
+                    ", ".join(blocking), "is" if len(blocking) == 1 else "are",
+                    "; ".join("%s - %s" % (b, by_name[b]["reason"] if b in by_name else "not planned")
+                              for b in blocking))
+    return plan

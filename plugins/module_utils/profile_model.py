@@ -353,10 +353,12 @@ class ProfileFile:
         return list(reversed(removed))
 
     def add_rules(self, profile: Optional[str], rules: Sequence[Union[Rule, str]], abi: str = "3.0",
-                  comment: Optional[str] = None, create: bool = False) -> List[str]:
+                  comment: Optional[str] = None, create: bool = False, attachment: Optional[str] = None) -> List[str]:
         """Append rules at the end of a profile's body (before its closing brace), indented like the
         existing rules. Rules already present with identical text are skipped. Returns the rule
-        lines actually added. With ``create`` a missing hat/child (``a//b``) is created as a hat.
+        lines actually added. With ``create`` a missing hat/child (``a//b``) is created as a hat, or,
+        with ``attachment`` (the program a ``Cx`` rule runs), as a child profile ``profile b PATH { }``
+        in the parent's mode.
 
         Rule objects are rendered for ``abi``; strings are parsed first (so an invalid or
         multi-rule string is refused before anything changes).
@@ -365,7 +367,9 @@ class ProfileFile:
         if prof is None and create and profile and "//" in profile:
             parent, child = self._split_new_child(profile)
             check_hat_name(child)
-            self._insert_block(parent, "^%s {" % _header_name(child), [])
+            header = ("^%s {" % _header_name(child) if attachment is None
+                      else child_profile_header(child, attachment, parent.flags))
+            self._insert_block(parent, header, [])
             prof = self.find(parent.full_name + "//" + child)
         if prof is None:
             raise ProfileError("profile %r not found" % (profile,))
@@ -512,6 +516,25 @@ def check_hat_name(name: str) -> str:
     if "//" in name:
         raise ProfileError("invalid hat name %r: '//' separates nested profiles" % (name,))
     return name
+
+
+def child_profile_header(name: str, attachment: str, parent_flags: Sequence[str]) -> str:
+    """``profile NAME PATH flags=(MODE) {`` of the child profile a ``Cx`` exec rule runs ``attachment`` in.
+
+    The child takes the parent's mode flags (a child of a complain-mode profile that enforced would break the
+    program being learned; enforce switches both, set_profile_mode is recursive). ``attachment`` is written as
+    the literal program path; a child named after its program needs no separate attachment.
+    """
+    if not isinstance(attachment, str) or not attachment.startswith("/") or "\n" in attachment:
+        raise ProfileError("child profile attachment %r must be an absolute program path" % (attachment,))
+    head = "profile %s" % _header_name(name)
+    if name != attachment or _header_name(name) != name:
+        try:
+            head += " " + quote_path(attachment)
+        except EscapeError as exc:
+            raise ProfileError("child profile attachment %r: %s" % (attachment, exc)) from None
+    flags = [f for f in parent_flags if f in MODE_FLAGS]
+    return head + (" flags=(%s)" % ",".join(flags) if flags else "") + " {"
 
 
 def _header_name(name: str) -> str:

@@ -59,6 +59,8 @@ options:
       - Per child profile or hat name, a dict with C(rules) and C(deny) lists (the C(children) of a C(to_rules) entry).
       - A child with C(add_hat) set (an allowed C(change_hat) event) is created as an empty hat C(^name {}) when
         the profile does not have it, even without rules.
+      - A child with C(add_child) set (C({attachment - program path}), the target of a C(Cx) exec rule) is created,
+        even without rules, as a child profile C(profile NAME PATH { }) in the parent's mode (complain while learning).
     type: dict
     default: {}
   state:
@@ -248,15 +250,20 @@ class Runner:
         entry = p["entry"] or {}
         top = _items(p["rules"], "rules") + _items(p["deny"], "deny")
         top += _items(entry.get("rules"), "entry.rules") + _items(entry.get("deny"), "entry.deny")
-        groups = [(p["profile"], top)]
+        groups = [(p["profile"], top, None)]
         children = dict(entry.get("children") or {})
         children.update(p["children"] or {})
         for child in sorted(children):
             spec = children[child] or {}
             texts = _items(spec.get("rules"), "children.%s.rules" % child)
             texts += _items(spec.get("deny"), "children.%s.deny" % child)
-            if texts or spec.get("add_hat"):  # add_hat: an allowed change_hat adds the hat even without rules
-                groups.append(("%s//%s" % (p["profile"], child), texts))
+            add_child = spec.get("add_child") if isinstance(spec.get("add_child"), dict) else {}
+            attachment = add_child.get("attachment")
+            if attachment is not None and not isinstance(attachment, str):
+                self.fail("children.%s.add_child.attachment must be a program path" % child)
+            # add_hat / add_child: an allowed change_hat or Cx exec adds the hat or child even without rules
+            if texts or spec.get("add_hat") or attachment:
+                groups.append(("%s//%s" % (p["profile"], child), texts, attachment))
         return groups
 
     def _run(self):
@@ -292,7 +299,8 @@ class Runner:
         self.result.update(file=full, local_file=local_full, target=target, abi=abi)
 
         groups = []
-        for prof_name, texts in self._groups():
+        attachments = {}
+        for prof_name, texts, attachment in self._groups():
             rules = []
             for text in texts:
                 try:
@@ -300,6 +308,7 @@ class Runner:
                 except ValueError as exc:
                     self.fail("not a valid rule %r: %s" % (text, exc))
             groups.append((prof_name, rules))
+            attachments[prof_name] = attachment
 
         pf = profile_model.ProfileFile.parse(old_prof_text, full)
         if pf.find(p["profile"]) is None:
@@ -316,10 +325,12 @@ class Runner:
                         self.result["covered"].append({"profile": prof_name, "text": text})
                     else:
                         wanted.append(rule)
-                if not wanted and pf.find(prof_name) is None:  # an empty hat to add (change_hat answered)
-                    pf.add_rules(prof_name, [], abi=abi, create=True)
-                    self.result["added"].append({"profile": prof_name, "text": "^%s {}" % prof_name.split("//", 1)[1],
-                                                 "file": full})
+                if not wanted and pf.find(prof_name) is None:  # an empty hat or child to add (change_hat, Cx)
+                    pf.add_rules(prof_name, [], abi=abi, create=True, attachment=attachments[prof_name])
+                    child = prof_name.split("//", 1)[1]
+                    self.result["added"].append({"profile": prof_name, "file": full, "text": (
+                        "^%s {}" % child if attachments[prof_name] is None
+                        else "profile %s %s {}" % (child, attachments[prof_name]))})
                 if not wanted:
                     continue
                 if prof_name == p["profile"] and target == "local":
@@ -329,7 +340,8 @@ class Runner:
                     if added:
                         pf.add_include(p["profile"], "local/" + rel, if_exists=True)
                 else:
-                    added = pf.add_rules(prof_name, wanted, abi=abi, comment=p["comment"], create=True)
+                    added = pf.add_rules(prof_name, wanted, abi=abi, comment=p["comment"], create=True,
+                                         attachment=attachments[prof_name])
                     self.result["added"].extend({"profile": prof_name, "text": t, "file": full} for t in added)
         else:
             for prof_name, rules in groups:
