@@ -39,6 +39,8 @@ def compiled_with_tunables(texts):
 
 def exec_answer(path, mode, **kw):
     a = {"profile": P, "match": {"kind": "exec", "path": path}, "answer": "allow", "exec_mode": mode}
+    if mode in ("ux", "Ux"):  # confirmed, as an unconfined child needs (issue 16; test_exec_targets.py)
+        a["unconfined_exec"] = True
     a.update(kw)
     return a
 
