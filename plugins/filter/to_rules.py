@@ -54,8 +54,10 @@ options:
     default: '3.0'
   fold_children:
     description:
-      - Fold events of C(//null-) children into the parent profile (as aa-logprof does once the exec is
-        answered). With C(false) they stay children (written as hats), like named hats always do.
+      - Attribute events of C(//null-PROGRAM) children where the parent's exec answer runs the program (as
+        aa-logprof does once the exec is answered) - its own profile for C(Px)/C(Pix)/C(PUx), a child profile for
+        C(Cx)/C(Cix), the parent for C(ix) or an unanswered exec. With C(false) they stay children (written as
+        hats), like named hats always do.
     type: bool
     default: true
   min_hosts:
@@ -120,7 +122,10 @@ _value:
         - Keyed by top-level profile name. Each entry has C(rules) (allow rules and includes), C(deny),
           C(ignored) (events, with C(reason)), C(pending) (events with C(reason), C(hosts) and C(label)),
           C(unsupported) (events the ABI cannot express), C(hosts) (that reported the profile) and
-          C(children) (same shape, keyed by child/hat name, with C(hat=true)).
+          C(children) (same shape, keyed by child/hat name, with C(hat=true), or C(add_child={attachment}) for
+          the child profile of a C(Cx) exec rule).
+        - A profile a C(Px) exec rule runs a program in has C(exec_target) (C(path), C(parents)); its parents list
+          it in C(exec_targets). The update role creates such a profile when the host has none.
         - Each rule is the structured rule plus C(text) (the rule line), C(events) (ids), C(hosts) and
           C(answers) (answer indexes, or C(default)).
       type: dict

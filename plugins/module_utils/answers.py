@@ -30,10 +30,10 @@ from ansible_collections.armada.apparmor.plugins.module_utils.aaescape import (
 from ansible_collections.armada.apparmor.plugins.module_utils.fleet import compact_json, event_hosts, merge_events
 from ansible_collections.armada.apparmor.plugins.module_utils.rules import FILE_RULE_KINDS
 from ansible_collections.armada.apparmor.plugins.module_utils.rules.exec import ALLOW_EXEC_MODES, TARGET_EXEC_MODES
+from ansible_collections.armada.apparmor.plugins.module_utils.rules.file import FileRule
 
 # Modes that run the child with no confinement at all: an answer must confirm them (docs/answers.md).
 BARE_UNCONFINED_MODES = ("ux", "Ux")
-from ansible_collections.armada.apparmor.plugins.module_utils.rules.file import FileRule
 
 # ---------------------------------------------------------------------------------------------
 # Schema

@@ -48,7 +48,8 @@ def test_rules_module_writes_a_cx_target_as_a_child_profile_in_the_parents_mode(
                                    "entry": "{{ r.profiles['%s'] }}" % P, "target": "profile", "reload": False}},
     ])[1:]
     assert result["changed"] and not result.get("failed"), result
-    text = open(path).read()
+    with open(path) as handle:
+        text = handle.read()
     assert "  profile /usr/bin/curl flags=(complain) {\n    /etc/ssl/openssl.cnf r,\n  }\n" in text, text
     assert "  /usr/bin/curl Cx,\n" in text
     assert not again["changed"], again  # idempotent: the child exists now
@@ -60,7 +61,8 @@ def test_to_rules_filter_gives_a_px_target_its_own_profile_and_refuses_unconfirm
     px, ux, ux_ok = run_tasks(tmp_path, [
         {"debug": {"msg": "{{ events | armada.apparmor.to_rules([a], default='allow') }}"},
          "vars": {"events": EVENTS, "a": answer("Px")}},
-        {"debug": {"msg": "{{ events | armada.apparmor.to_rules([a]) }}"}, "vars": {"events": EVENTS, "a": answer("ux")}},
+        {"debug": {"msg": "{{ events | armada.apparmor.to_rules([a]) }}"},
+         "vars": {"events": EVENTS, "a": answer("ux")}},
         {"debug": {"msg": "{{ events | armada.apparmor.to_rules([a]) }}"},
          "vars": {"events": EVENTS, "a": answer("ux", unconfined_exec=True)}},
     ])
@@ -80,7 +82,8 @@ def test_enforce_plan_filter_skips_a_parent_whose_px_target_is_not_converged(tmp
               "files": {"a": {"path": "/etc/apparmor.d/a", "profiles": {P: {"mode": "complain"}}},
                         "b": {"path": "/etc/apparmor.d/b", "profiles": {CURL: {"mode": "complain"}}}}}
     (out,) = run_tasks(tmp_path, [
-        {"debug": {"msg": "{{ status | armada.apparmor.enforce_plan(record, programs=[p], profiles=[], force=false) }}"},
+        {"debug": {"msg": "{{ status | armada.apparmor.enforce_plan(record, programs=[p], profiles=[],"
+                          " force=false) }}"},
          "vars": {"status": status, "record": record, "p": P}}])
     plan = dict((e["profile"], e) for e in out["msg"])
     assert set(plan) == {P, CURL}  # the target is planned although only the parent is listed
