@@ -681,14 +681,20 @@ def to_rules(events: Any, answers: Any = None, default: str = "pending", abi: st
         if ev.get("kind") == "change_hat":  # answered for the profile that gets the hat (hats do not nest)
             child = None
         exec_parent = _label(parent, child)  # the label the parent's exec answer is looked up in (self reads)
-        program = null_child_program(ev) if fold_children else None
-        if program is not None and ev.get("kind") != "change_hat":
-            key = (parent, program)
-            if key not in homes:
-                homes[key] = exec_home(parsed, parent, program, variables)
-            parent, child = homes[key]
-            if child is not None:
-                cx_children[(parent, child)] = program
+        chain = null_chain(ev) if fold_children else None
+        if chain is not None:
+            parent, child = chain[0], None
+            for program in chain[1]:  # follow each exec: P//null-X//null-Y is Y run by X run by P
+                exec_parent = _label(parent, child)
+                key = (exec_parent, program)
+                if key not in homes:
+                    homes[key] = exec_home(parsed, exec_parent, program, variables)
+                home, name = homes[key]
+                if name is not None and child is None:  # Cx: a child of the (top-level) profile
+                    child = name
+                    cx_children[(parent, child)] = program
+                elif name is None and home != exec_parent:  # Px: the program's own profile
+                    parent, child = home, None
         resolved.append((ev, parent, child, exec_parent))
         label_hosts.setdefault(_label(parent, child), set()).update(event_hosts(ev))
 
@@ -842,18 +848,25 @@ def transition_kind(mode: Optional[str]) -> Optional[str]:
     return None
 
 
-def null_child_program(event: Mapping) -> Optional[str]:
-    """PROGRAM when ``event`` is logged under ``PARENT//null-PROGRAM`` (a program the parent executed with no
-    exec rule yet, running in complain mode); None otherwise (also for nested ``//null-`` children)."""
+def null_chain(event: Mapping) -> Optional[Tuple[str, List[str]]]:
+    """(PARENT, [X, Y...]) when ``event`` is logged under ``PARENT//null-X//null-Y...`` (programs executed with no
+    exec rule yet, running in complain mode: X run by PARENT, Y run by X); None otherwise (hats, named children,
+    change_hat records, and names a glob would read differently: those stay in the parent, so a logged name can
+    never widen or create a profile)."""
     label = event.get("profile")
     if not isinstance(label, str) or "//null-" not in label or event.get("kind") == "change_hat":
         return None
-    parent, _sep, child = label.partition("//")
-    program = child[len("null-"):] if child.startswith("null-") else ""
-    if event.get("parent") not in (None, parent) or not program.startswith("/") or "//" in program \
-            or escape_glob(program) != program or any(c.isspace() or ord(c) < 32 for c in program):
-        return None  # a name a glob would read differently stays in the parent: it can never widen a profile
-    return program
+    parent, *rest = label.split("//")
+    if event.get("parent") not in (None, parent) or not parent:
+        return None
+    programs = []
+    for part in rest:
+        program = part[len("null-"):] if part.startswith("null-") else ""
+        if not program.startswith("/") or escape_glob(program) != program \
+                or any(c.isspace() or ord(c) < 32 for c in program):
+            return None
+        programs.append(program)
+    return parent, programs
 
 
 def exec_home(answers: List[Answer], parent: str, program: str,

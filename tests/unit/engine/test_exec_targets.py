@@ -201,3 +201,21 @@ def test_enforce_plan_holds_the_parent_back_while_its_target_learns_and_vice_ver
     plan = _plan(_record(**{P: dict(learning, exec_targets=[CURL]), CURL: done}))
     assert plan[CURL]["action"] == "skip" and P in plan[CURL]["reason"]
     assert plan[P]["action"] == "skip"
+
+
+def test_a_program_the_px_target_runs_follows_the_target_not_the_first_parent():
+    """P//null-CURL//null-/usr/bin/cat: cat was run by curl; its accesses go where curl's profile runs it."""
+    nested = NULL + "//null-/usr/bin/cat"
+    evs = EVENTS + [ev(NULL, "/usr/bin/cat", "x", kind="exec"), ev(nested, "/etc/hostname", "r")]
+    r = to_rules(evs, [exec_answer("Px")], default="allow")
+    assert "/etc/hostname r," in texts(r["profiles"][CURL]) and "/etc/hostname r," not in texts(r["profiles"][P])
+    # curl's exec of cat is a question for curl's profile
+    assert [(p["path"], p["label"]) for p in r["profiles"][CURL]["pending"]] == [("/usr/bin/cat", CURL)]
+    # answered there with ix, cat's reads stay in curl's profile
+    r = to_rules(evs, [exec_answer("Px"), {"profile": CURL, "match": {"kind": "exec", "path": "/usr/bin/cat"},
+                                           "answer": "allow", "exec_mode": "ix"}], default="allow")
+    assert texts(r["profiles"][CURL]) == ["/etc/hostname r,", "/etc/ssl/certs/ca-certificates.crt r,",
+                                          "/etc/ssl/openssl.cnf r,", "/usr/bin/cat mrix,"]
+    # without the Px answer everything folds into the first parent, as before
+    r = to_rules(evs, [exec_answer("ix")], default="allow")
+    assert list(r["profiles"]) == [P] and "/etc/hostname r," in texts(r["profiles"][P])
