@@ -382,8 +382,9 @@ class ProfileIndex:
 
     # ---- queries -------------------------------------------------------------------------------
     def ruleset(self, profile: Optional[str], fold_null: bool = True) -> Optional[RuleSet]:
-        """RuleSet of a profile label (``a//b`` children/hats; ``a//null-x`` falls back to ``a``
-        when ``fold_null``, matching the default folding of rule generation)."""
+        """RuleSet of a profile label (``a//b`` children/hats; ``a//null-x`` is, when ``fold_null``, where ``a``'s
+        exec rule for ``x`` runs it - its own profile for ``Px``, the child for ``Cx``, else ``a`` - matching
+        where rule generation writes its accesses)."""
         if not profile:
             return None
         rs = self.profiles.get(profile)
@@ -395,8 +396,26 @@ class ProfileIndex:
         if "//" in profile:
             parent, _sep, child = profile.partition("//")
             if fold_null and child.startswith("null-"):
-                return self.ruleset(parent, fold_null)
+                program, _sep, rest = child[len("null-"):].partition("//")
+                home = self._exec_home(parent, program)
+                return self.ruleset(home + ("//" + rest if rest else ""), fold_null)
         return None
+
+    def _exec_home(self, parent: str, program: str) -> str:
+        """The profile ``parent``'s exec rule for ``program`` runs it in (answers.exec_home, read from the rules):
+        the target profile for a ``p`` mode, the child ``parent//name`` for a ``c`` mode, else ``parent``."""
+        rs = self.ruleset(parent)
+        if rs is None:
+            return parent
+        for entry in rs.file_candidates(program):
+            if entry.deny or not entry.exec_mode or entry.regex is None or not entry.regex.fullmatch(program):
+                continue
+            target = entry.rule.target or program
+            if entry.exec_mode[0] in "pP":
+                return target
+            if entry.exec_mode[0] in "cC":
+                return parent + "//" + target
+        return parent
 
     def decision(self, event: Dict[str, Any], profile: Optional[str] = None) -> Optional[str]:
         """"allow", "deny" or None for an event (docs/events.md) against its profile's rules."""
