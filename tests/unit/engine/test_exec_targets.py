@@ -187,14 +187,14 @@ def _plan(record, programs=(P,)):
 
 
 def test_enforce_plan_rolls_out_a_parent_with_its_px_target():
-    done = {"passes": 3, "quiet_passes": 2, "threshold": 1, "converged": True, "pending": 0}
+    done = {"passes": 3, "quiet_passes": 2, "threshold": 1, "converged": True, "pending": 0, "exercised": True}
     plan = _plan(_record(**{P: dict(done, exec_targets=[CURL]), CURL: dict(done)}))
     assert {n: e["action"] for n, e in plan.items()} == {P: "enforce", CURL: "enforce"}
 
 
 def test_enforce_plan_holds_the_parent_back_while_its_target_learns_and_vice_versa():
-    done = {"passes": 3, "quiet_passes": 2, "threshold": 1, "converged": True, "pending": 0}
-    learning = {"passes": 1, "quiet_passes": 0, "threshold": 1, "converged": False, "pending": 0}
+    done = {"passes": 3, "quiet_passes": 2, "threshold": 1, "converged": True, "pending": 0, "exercised": True}
+    learning = {"passes": 1, "quiet_passes": 0, "threshold": 1, "converged": False, "pending": 0, "exercised": True}
     plan = _plan(_record(**{P: dict(done, exec_targets=[CURL]), CURL: learning}))
     assert plan[P]["action"] == "skip" and CURL in plan[P]["reason"] and "together" in plan[P]["reason"]
     assert plan[CURL]["action"] == "skip" and plan[CURL]["reason"].startswith("not converged")
