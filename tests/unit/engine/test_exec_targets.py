@@ -219,3 +219,18 @@ def test_a_program_the_px_target_runs_follows_the_target_not_the_first_parent():
     # without the Px answer everything folds into the first parent, as before
     r = to_rules(evs, [exec_answer("ix")], default="allow")
     assert list(r["profiles"]) == [P] and "/etc/hostname r," in texts(r["profiles"][P])
+
+
+def test_coverage_checks_a_null_child_against_where_the_exec_rule_runs_it():
+    """A logged access of P//null-CURL is covered by the rules of the profile P's exec rule runs curl in."""
+    from ansible_collections.armada.apparmor.plugins.module_utils.coverage import ProfileIndex
+    read = ev(NULL, "/etc/ssl/openssl.cnf", "r")
+    px = "profile %s {\n  /usr/bin/curl Px,\n}\nprofile %s {\n  /etc/ssl/** r,\n}\n" % (P, CURL)
+    assert ProfileIndex.from_text(px).decision(read) == "allow"
+    cx = "profile %s {\n  /usr/bin/curl Cx -> kid,\n  profile kid /usr/bin/curl {\n    /etc/ssl/** r,\n  }\n}\n" % P
+    assert ProfileIndex.from_text(cx).decision(read) == "allow"
+    # the parent's own rules do not cover what runs in the target's profile
+    px_parent_rule = "profile %s {\n  /usr/bin/curl Px,\n  /etc/ssl/** r,\n}\nprofile %s {\n}\n" % (P, CURL)
+    assert ProfileIndex.from_text(px_parent_rule).decision(read) is None
+    ix = "profile %s {\n  /usr/bin/curl mrix,\n  /etc/ssl/** r,\n}\n" % P
+    assert ProfileIndex.from_text(ix).decision(read) == "allow"

@@ -75,7 +75,7 @@ def test_to_rules_filter_gives_a_px_target_its_own_profile_and_refuses_unconfirm
 
 
 def test_enforce_plan_filter_skips_a_parent_whose_px_target_is_not_converged(tmp_path):
-    done = {"passes": 3, "quiet_passes": 2, "threshold": 1, "converged": True, "pending": 0}
+    done = {"passes": 3, "quiet_passes": 2, "threshold": 1, "converged": True, "pending": 0, "exercised": True}
     record = {"version": 1, "profiles": {P: dict(done, exec_targets=[CURL]),
                                          CURL: {"passes": 1, "quiet_passes": 0, "threshold": 1, "converged": False}}}
     status = {"kernel": {"enabled": True}, "loaded": {P: "complain", CURL: "complain"},
