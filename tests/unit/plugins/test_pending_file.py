@@ -96,16 +96,19 @@ def test_the_exec_question_stands_for_the_programs_own_read():
     assert tar["rule"] == "/usr/bin/tar mrix," and tar["comm"] == ["agent", "tar"] and len(tar["id"]) == 3
 
 
-@pytest.mark.parametrize("mode, text", [("ix", "/usr/bin/tar mrix,"), ("Px", "/usr/bin/tar Px,")])
-def test_an_exec_answer_allows_or_makes_unneeded_the_read(mode, text):
+@pytest.mark.parametrize("mode, text, child", [("ix", "/usr/bin/tar mrix,", AGENT),
+                                               ("Px", "/usr/bin/tar Px,", "/usr/bin/tar")])
+def test_an_exec_answer_allows_or_makes_unneeded_the_read(mode, text, child):
     tar = questions(TAR_EVENTS)[0]
     result = engine.to_rules(TAR_EVENTS, [allowed(tar, exec_mode=mode)])
     prof = result["profiles"][AGENT]
-    # ix: mr comes with the exec; Px: the program runs under its own profile, this one needs no read
+    # ix: mr comes with the exec; Px: the program runs under its own profile, which gets tar's own accesses
+    # (issue 16: the question about /etc/tar.conf is asked for that profile)
     assert [r["text"] for r in prof["rules"]] == [text]
-    assert [p["path"] for p in prof["pending"]] == ["/etc/tar.conf"]
-    assert sorted(i["mask"]["requested"] for i in prof["ignored"]) == ["r", "rm"]
-    assert all(i["answer"] == 0 and "covered by the exec answer #0" in i["reason"] for i in prof["ignored"])
+    owner = result["profiles"][child]
+    assert [p["path"] for p in owner["pending"]] == ["/etc/tar.conf"]
+    assert sorted(i["mask"]["requested"] for i in owner["ignored"]) == ["r", "rm"]
+    assert all(i["answer"] == 0 and "covered by the exec answer #0" in i["reason"] for i in owner["ignored"])
 
 
 def test_only_the_programs_own_read_is_covered():
@@ -115,7 +118,9 @@ def test_only_the_programs_own_read_is_covered():
     qs = questions(events)
     assert [(q["match"]["kind"], q["match"].get("mask")) for q in qs] == [("exec", None), ("file", "rw")]
     result = engine.to_rules(events, [allowed(qs[0], exec_mode="Px")])
-    assert sorted(p["mask"]["requested"] for p in result["profiles"][AGENT]["pending"]) == ["r", "w"]
+    assert sorted(p["mask"]["requested"] for p in result["profiles"][AGENT]["pending"]) == ["r"]
+    # the child's write runs under tar's own profile (Px, issue 16): asked there
+    assert sorted(p["mask"]["requested"] for p in result["profiles"]["/usr/bin/tar"]["pending"]) == ["w"]
 
 
 def test_a_denied_exec_leaves_no_question_about_its_read():
