@@ -63,8 +63,8 @@ IDLE = "/usr/local/bin/armada-attach-idle"
 NEVER = "/usr/local/bin/armada-attach-never"
 STATE = "/var/lib/armada-services"
 BACKUPS = "/var/backups/armada-services"
-# How the reviewer answers the helpers' execs. ix: today's engine (the helper's accesses fold into the parent).
-# With the Px/Cx work: {CURL: "Px", SHA: "Cx"} and CURL joins SERVICE_PROFILES (its own profile).
+# How the reviewer answers the helpers' execs. ix: the helper's accesses fold into the parent (measured on the lab).
+# With the Px/Cx work (merged, not yet run here): {CURL: "Px", SHA: "Cx"}; CURL then joins SERVICE_PROFILES.
 HELPER_EXEC = {CURL: "ix", SHA: "ix"}
 SERVICE_PROFILES = [NGINX, FETCH] + [p for p, m in HELPER_EXEC.items() if m.startswith("P")]
 FILES = ["usr.sbin.nginx", "usr.local.bin.armada-fetch", "usr.bin.curl", "usr.local.bin.armada-attach-idle",
