@@ -57,6 +57,25 @@ class Lab:
         return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
                               check=False)
 
+    def must(self, host: str, command: str) -> str:
+        """``ssh`` that must succeed: its stdout, else a failure naming the command and its output."""
+        res = self.ssh(host, command)
+        assert res.returncode == 0, "%s: `%s` failed (%d): %s %s" % (host, command, res.returncode, res.stdout,
+                                                                      res.stderr)
+        return res.stdout
+
+    def kernel_mode(self, host: str, name: str) -> Optional[str]:
+        """The mode the kernel has profile NAME loaded in (None when it is not loaded)."""
+        for line in self.must(host, "cat /sys/kernel/security/apparmor/profiles").splitlines():
+            if line.startswith(name + " ("):
+                return line.rsplit("(", 1)[1].rstrip(")")
+        return None
+
+    def remove_profile(self, host: str, name: str, path: str) -> None:
+        """Unload profile NAME and delete its file PATH (idempotent)."""
+        self.must(host, "if grep -q '^%s (' /sys/kernel/security/apparmor/profiles; then "
+                        "printf %%s %s > /sys/kernel/security/apparmor/.remove; fi; rm -f %s" % (name, name, path))
+
     def run_dir(self) -> str:
         """The lab's run directory (ARMADA_LAB_RUN): where its inventory and state.json are."""
         here = os.path.dirname(os.path.abspath(self.inventory))

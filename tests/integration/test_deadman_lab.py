@@ -51,25 +51,6 @@ STATE_DIRS = "var/lib/armada-apparmor var/backups/armada-apparmor"
 LIST_TIMERS = "systemctl list-units --all --plain --no-legend --type=timer 'armada-apparmor-revert-*'"
 
 
-def must(lab, host, command):
-    res = lab.ssh(host, command)
-    assert res.returncode == 0, "%s: `%s` failed (%d): %s %s" % (host, command, res.returncode, res.stdout,
-                                                                  res.stderr)
-    return res.stdout
-
-
-def kernel_mode(lab, host):
-    for line in must(lab, host, "cat /sys/kernel/security/apparmor/profiles").splitlines():
-        if line.startswith(NAME + " ("):
-            return line.rsplit("(", 1)[1].rstrip(")")
-    return None
-
-
-def remove_profile(lab, host):
-    must(lab, host, "if grep -q '^%s (' /sys/kernel/security/apparmor/profiles; then "
-                    "printf %%s %s > /sys/kernel/security/apparmor/.remove; fi; rm -f %s" % (NAME, NAME, FILE))
-
-
 def enforce(lab, work, host):
     """The enforce playbook on HOST; results through the journey_results callback."""
     base = os.path.join(work, "enforce")
@@ -100,14 +81,14 @@ def result(out, host, task):
 def test_host_cut_off_by_its_new_profile_reverts_itself(lab, tmp_path):
     host = lab.first("journald")
     work = str(tmp_path)
-    must(lab, host, "cd / && rm -f %s && tar -cf %s --ignore-failed-read %s 2>/dev/null; test -f %s"
+    lab.must(host, "cd / && rm -f %s && tar -cf %s --ignore-failed-read %s 2>/dev/null; test -f %s"
                     % (SAVED, SAVED, STATE_DIRS, SAVED))
-    remove_profile(lab, host)
+    lab.remove_profile(host, NAME, FILE)
     timings = {}
     t0 = time.time()
     try:
-        must(lab, host, "cat > %s <<'EOF'\n%sEOF\napparmor_parser -r %s" % (FILE, PROFILE, FILE))
-        assert kernel_mode(lab, host) == "complain"
+        lab.must(host, "cat > %s <<'EOF'\n%sEOF\napparmor_parser -r %s" % (FILE, PROFILE, FILE))
+        assert lab.kernel_mode(host, NAME) == "complain"
         assert lab.ssh(host, "true").returncode == 0, "complain mode must not break ssh"
 
         out = enforce(lab, work, host)
@@ -135,15 +116,15 @@ def test_host_cut_off_by_its_new_profile_reverts_itself(lab, tmp_path):
                             % (host, time.time() - lost, TIMEOUT, GRACE))
             time.sleep(3)
         timings["back"] = time.time() - lost
-        assert kernel_mode(lab, host) == "complain"
-        on_host = must(lab, host, "cat %s" % FILE)
+        assert lab.kernel_mode(host, NAME) == "complain"
+        on_host = lab.must(host, "cat %s" % FILE)
         assert hashlib.sha256(on_host.encode()).hexdigest() == hashlib.sha256(PROFILE.encode()).hexdigest(), on_host
-        record = json.loads(must(lab, host, "cat /var/lib/armada-apparmor/deadman/%s.json" % unit))
+        record = json.loads(lab.must(host, "cat /var/lib/armada-apparmor/deadman/%s.json" % unit))
         assert record["state"] == "reverted" and record["ok"] is True, record
         assert record["restore"]["plan"]["write"] == [NAME], record
         assert record["snapshot"] == unit.rsplit("-", 1)[1]
-        assert "dead-man's switch fired" in must(lab, host, "journalctl -b --no-pager -u %s.service" % unit)
-        assert must(lab, host, LIST_TIMERS).strip() == ""
+        assert "dead-man's switch fired" in lab.must(host, "journalctl -b --no-pager -u %s.service" % unit)
+        assert lab.must(host, LIST_TIMERS).strip() == ""
 
         # the module's confirm and fire-now paths on the same host
         snap = record["snapshot"]
@@ -164,17 +145,17 @@ def test_host_cut_off_by_its_new_profile_reverts_itself(lab, tmp_path):
         # the records: the first firing's, kept aside when the same snapshot was armed again, and this one's
         records = sorted(f for f in res["after_revert"] if f.endswith(".json"))
         assert len(records) == 2 and first + ".json" in records, records
-        assert kernel_mode(lab, host) == "complain"
+        assert lab.kernel_mode(host, NAME) == "complain"
     finally:
         # a failed assertion above may have left the host cut off: wait for the switch before cleaning up
         deadline = time.time() + TIMEOUT + GRACE
         while lab.ssh(host, "true", timeout=60).returncode != 0 and time.time() < deadline:
             time.sleep(3)
-        must(lab, host, "for u in $(%s | cut -d' ' -f1); do systemctl stop $u; done; true" % LIST_TIMERS)
-        remove_profile(lab, host)
-        must(lab, host, "cd / && rm -rf %s && if [ -f %s ]; then tar -xpf %s && rm -f %s; fi"
+        lab.must(host, "for u in $(%s | cut -d' ' -f1); do systemctl stop $u; done; true" % LIST_TIMERS)
+        lab.remove_profile(host, NAME, FILE)
+        lab.must(host, "cd / && rm -rf %s && if [ -f %s ]; then tar -xpf %s && rm -f %s; fi"
                         % (STATE_DIRS, SAVED, SAVED, SAVED))
-        assert kernel_mode(lab, host) is None
+        assert lab.kernel_mode(host, NAME) is None
         shutil.rmtree(os.path.join(work, "apparmor-enforce-report"), ignore_errors=True)
         timings["total"] = time.time() - t0
         print("dead-man's switch test timings (s): %s" % {k: round(v) for k, v in timings.items()})

@@ -134,26 +134,6 @@ def results(out, task):
     return {t["host"]: t["result"] for t in out["tasks"] if t["task"].endswith(task)}
 
 
-def must(lab, host, command):
-    res = lab.ssh(host, command)
-    assert res.returncode == 0, "%s: `%s` failed (%d): %s %s" % (host, command, res.returncode, res.stdout,
-                                                                  res.stderr)
-    return res.stdout
-
-
-def kernel_mode(lab, host):
-    for line in must(lab, host, "cat /sys/kernel/security/apparmor/profiles").splitlines():
-        if line.startswith(NAME + " ("):
-            return line.rsplit("(", 1)[1].rstrip(")")
-    return None
-
-
-def remove_profile(lab, host):
-    """Unload and delete the test profile (idempotent)."""
-    must(lab, host, "if grep -q '^%s (' /sys/kernel/security/apparmor/profiles; then "
-                    "printf %%s %s > /sys/kernel/security/apparmor/.remove; fi; rm -f %s" % (NAME, NAME, FILE))
-
-
 def soaking(lab, host, base):
     """The host is inside the soak of its batch: the kernel enforces the test profile and the rollout printed
     a soak round of it (the soak waits on the controller, in rounds, between reads of the host's records)."""
@@ -190,15 +170,15 @@ def test_host_killed_mid_batch_leaves_every_host_in_a_known_state(lab, tmp_path)
                "apparmor_enforce_serial": [1, 2], "apparmor_hosts": "lab:ghost"}
 
     for h in order:  # start clean (an interrupted run may have left the profile), keep the state dirs
-        remove_profile(lab, h)
-        must(lab, h, "cd / && rm -f %s && tar -cf %s --ignore-failed-read %s 2>/dev/null; test -f %s"
+        lab.remove_profile(h, NAME, FILE)
+        lab.must(h, "cd / && rm -f %s && tar -cf %s --ignore-failed-read %s 2>/dev/null; test -f %s"
                      % (SAVED, SAVED, STATE_DIRS, SAVED))
     t0 = time.time()
     timings = {}
     try:
         r.play("deploy", deploy)
         for h in order:
-            assert kernel_mode(lab, h) == "complain", h
+            assert lab.kernel_mode(h, NAME) == "complain", h
         timings["deploy"] = time.time() - t0
 
         # -- the rollout, and the power cut while the victim's batch soaks
@@ -212,7 +192,7 @@ def test_host_killed_mid_batch_leaves_every_host_in_a_known_state(lab, tmp_path)
                 proc.kill()
                 pytest.fail("%s never reached its soak within 1200 s" % victim)
             time.sleep(1)
-        assert soaking(lab, other, base) or kernel_mode(lab, other) == "enforce", \
+        assert soaking(lab, other, base) or lab.kernel_mode(other, NAME) == "enforce", \
             "%s is in the same batch: switched and soaking when %s is" % (other, victim)
         lab.kill(victim)
         timings["kill"] = time.time() - t0
@@ -227,12 +207,12 @@ def test_host_killed_mid_batch_leaves_every_host_in_a_known_state(lab, tmp_path)
                                         )[victim]["_status"].upper()
         assert "fatal: [%s]: UNREACHABLE!" % victim in out["log"]
         # the canary is enforced and its report says so
-        assert kernel_mode(lab, canary) == "enforce"
+        assert lab.kernel_mode(canary, NAME) == "enforce"
         assert r.report(canary)["status"] == "enforced", r.report(canary)
         # the other host of the batch finished its soak, found no denial, and is enforced
         assert results(out, "Soak - run the health checks again")[other]["_status"] == "ok"
         assert results(out, "No new denial from a trusted source")[other]["_status"] == "ok"
-        assert kernel_mode(lab, other) == "enforce"
+        assert lab.kernel_mode(other, NAME) == "enforce"
         assert r.report(other)["status"] == "enforced", r.report(other)
         assert out["stats"][other]["failures"] == 0 and out["stats"][other]["unreachable"] == 0
         # a record for every host the rollout reached; the killed one unknown, never enforced
@@ -254,27 +234,27 @@ def test_host_killed_mid_batch_leaves_every_host_in_a_known_state(lab, tmp_path)
         # -- the host comes back (fresh), is provisioned again, and the rollout is run again
         lab.restart(victim)
         timings["restart"] = time.time() - t0
-        assert must(lab, victim, "test -e %s && echo present || echo absent" % FILE).strip() == "absent", \
+        assert lab.must(victim, "test -e %s && echo present || echo absent" % FILE).strip() == "absent", \
             "a restarted lab host boots from the image: the profile deployed before the kill is gone"
         r.play("deploy", dict(deploy, apparmor_hosts=victim))
-        assert kernel_mode(lab, victim) == "complain"
+        assert lab.kernel_mode(victim, NAME) == "complain"
         out = r.play("enforce", dict(enforce, apparmor_enforce_soak_seconds=5))
         timings["rerun"] = time.time() - t0
         assert r.reports() == sorted(order), r.reports()
         status = {h: r.report(h)["status"] for h in order}
         assert status == dict({h: "unchanged" for h in order}, **{victim: "enforced"}), status
         for h in order:
-            assert kernel_mode(lab, h) == "enforce", h
+            assert lab.kernel_mode(h, NAME) == "enforce", h
         switched = {h for h, res in results(out, "Switch to enforce mode").items() if res["_status"] != "skipped"}
         assert switched == {victim}, switched
     finally:
         if not lab.alive(victim):
             lab.restart(victim)
         for h in order:
-            remove_profile(lab, h)
-            must(lab, h, "cd / && rm -rf %s && if [ -f %s ]; then tar -xpf %s && rm -f %s; fi"
+            lab.remove_profile(h, NAME, FILE)
+            lab.must(h, "cd / && rm -rf %s && if [ -f %s ]; then tar -xpf %s && rm -f %s; fi"
                          % (STATE_DIRS, SAVED, SAVED, SAVED))
-            assert kernel_mode(lab, h) is None, h
+            assert lab.kernel_mode(h, NAME) is None, h
         shutil.rmtree(os.path.join(work, "apparmor-enforce-report"), ignore_errors=True)
         timings["total"] = time.time() - t0
         print("power-cut test timings (s since start): %s" % {k: round(v) for k, v in timings.items()})
