@@ -371,6 +371,13 @@ class ProfileFile:
                       else child_profile_header(child, attachment, parent.flags))
             self._insert_block(parent, header, [])
             prof = self.find(parent.full_name + "//" + child)
+            if attachment is not None and prof is not None:
+                # a child profile starts as aa-logprof starts one (and as learn's minimal profile does): the base
+                # abstraction and the program's own mapping, so the program's loader and locale reads are not
+                # asked one by one
+                self.add_include(prof.full_name, CHILD_STUB_INCLUDE)
+                rules = [quote_path(attachment) + " mr,"] + list(rules)
+                prof = self.find(prof.full_name)
         if prof is None:
             raise ProfileError("profile %r not found" % (profile,))
         lines = []
@@ -516,6 +523,11 @@ def check_hat_name(name: str) -> str:
     if "//" in name:
         raise ProfileError("invalid hat name %r: '//' separates nested profiles" % (name,))
     return name
+
+
+# The include every new Cx child profile starts with (roles/learn/templates/minimal_profile.j2 starts top-level
+# profiles the same way).
+CHILD_STUB_INCLUDE = "abstractions/base"
 
 
 def child_profile_header(name: str, attachment: str, parent_flags: Sequence[str]) -> str:

@@ -326,11 +326,12 @@ class Runner:
                     else:
                         wanted.append(rule)
                 if not wanted and pf.find(prof_name) is None:  # an empty hat or child to add (change_hat, Cx)
-                    pf.add_rules(prof_name, [], abi=abi, create=True, attachment=attachments[prof_name])
+                    stub = pf.add_rules(prof_name, [], abi=abi, create=True, attachment=attachments[prof_name])
                     child = prof_name.split("//", 1)[1]
                     self.result["added"].append({"profile": prof_name, "file": full, "text": (
                         "^%s {}" % child if attachments[prof_name] is None
                         else "profile %s %s {}" % (child, attachments[prof_name]))})
+                    self.result["added"].extend({"profile": prof_name, "text": t, "file": full} for t in stub)
                 if not wanted:
                     continue
                 if prof_name == p["profile"] and target == "local":

@@ -46,16 +46,17 @@ class Lab:
             pytest.fail("the lab has no host in group %r (boot it with `tests/lab/lab up 3`)" % group)
         return members[0]
 
-    def ssh(self, host: str, command: str, become: bool = True, timeout: int = 120) -> subprocess.CompletedProcess:
-        """One command over plain ssh (no ansible round trip): for quick reads in assertions."""
+    def ssh(self, host: str, command: str, become: bool = True, timeout: int = 120,
+            input: Optional[str] = None) -> subprocess.CompletedProcess:  # noqa: A002 (subprocess's name)
+        """One command over plain ssh (no ansible round trip): for quick reads in assertions. INPUT: its stdin."""
         hv = self.all_hosts[host]
         key = hv.get("ansible_ssh_private_key_file", self.vars["ansible_ssh_private_key_file"])
         cmd = ["ssh", "-i", key, "-p", str(hv["ansible_port"])]
         cmd += shlex.split(self.vars["ansible_ssh_common_args"])
         cmd += ["%s@%s" % (self.vars["ansible_user"], self.vars["ansible_host"])]
         cmd += ["sudo -n sh -c %s" % shlex.quote(command) if become else command]
-        return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
-                              check=False)
+        stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, **stdin)
 
     def must(self, host: str, command: str) -> str:
         """``ssh`` that must succeed: its stdout, else a failure naming the command and its output."""

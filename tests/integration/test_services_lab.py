@@ -10,19 +10,24 @@ On the systemd-booted (journald flavour) lab host, through the playbooks only, a
 1. profile_fleet (learn + pass 1): learn restarts nginx (once) and its processes are confined by the
    complain-mode profile; the exercise is real HTTP (a page and a missing page, 404) and a start of
    armada-fetch. The first-pass AppArmor log is saved (the aa-logprof comparison, docs/journeys.md).
+1b. aa-logprof (JSON mode, tests/lab/aa_logprof_counts.py) reads the same log in the guest: its counts are
+   recorded beside ours, and nginx's capabilities and file paths in its profile are the ones our pass asked.
 2. Review rounds, the way the README says: the test edits the newest apparmor-pending-<pass id>.yml (answers
    set as text) and saves it under its own name in the inventory's group_vars/all; round 1 answers nginx and the
-   helpers' execs and leaves armada-fetch's file questions open (they come back, the answered ones do not), the
-   later rounds answer the rest; profile_fleet again after each round, until both profiles are converged. The
-   status playbook shows processes per profile.
-3. enforce: nginx and armada-fetch are enforced, the sleep copy and the never-run program are skipped with
+   helpers' execs - curl `Px` (its own profile), sha256sum `Cx` (a child profile in armada-fetch's) - and leaves
+   armada-fetch's file questions open: they come back (those the helpers made, under the helper's profile now),
+   the answered ones do not; curl's profile is loaded in complain mode. Later rounds answer the rest;
+   profile_fleet (2 passes) after each round, until every profile is converged; curl's profile then holds its
+   network use (logged only once it runs under its own profile) and the parent's does not. The status playbook
+   shows processes per profile.
+3. enforce: nginx, armada-fetch and curl are enforced, the sleep copy and the never-run program are skipped with
    their reasons; nginx serves a page and a 404 with 0 DENIED, also after `systemctl restart nginx`;
-   armada-fetch runs with 0 DENIED; `aa-exec -p /usr/sbin/nginx -- cat /etc/shadow` is DENIED.
+   armada-fetch (with curl and sha256sum) runs with 0 DENIED; `aa-exec -p /usr/sbin/nginx -- cat /etc/shadow` is
+   DENIED.
 
-The helpers' exec answers: `ix` today (their accesses fold into armada-fetch's profile). With the Px/Cx work
-(issue 16, branch px) set HELPER_EXEC to {curl: Px, sha256sum: Cx}: curl then gets its own profile (listed in
-SERVICE_PROFILES) and sha256sum a child profile; the assertions below are written for both.
-
+Expectations come from what the test started and from AppArmor's behaviour, read on the host (/proc, the kernel's
+profile list, the journal), never from the code under test. This scenario replaces the earlier attach and
+exec-target lab tests (one chained scenario on the systemd host keeps CI's time).
 The numbers (passes, questions asked and answered per round, rules, seconds per play) are printed and written
 to <lab run dir>/services-journey.json; the first-pass log to <lab run dir>/services-first-pass.log.
 Everything is put back: profiles unloaded and removed, state/backup directories removed, the sleep copy
@@ -42,14 +47,7 @@ import pytest
 import yaml
 from chained_steps import step_chain
 
-pytestmark = [
-    pytest.mark.lab,
-    # Opt-in until measured end to end: one profile_fleet run takes 6-24 min on the loaded 2-core lab and the
-    # journey needs 4 or more of them (docs/journeys.md, *Real services*), beyond CI's budget; test_attach_lab.py
-    # keeps the attach checks in CI meanwhile.
-    pytest.mark.skipif(os.environ.get("ARMADA_LAB_SERVICES") != "1",
-                       reason="the services journey runs 30+ min on the lab: set ARMADA_LAB_SERVICES=1 to run it"),
-]
+pytestmark = pytest.mark.lab
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -63,9 +61,9 @@ IDLE = "/usr/local/bin/armada-attach-idle"
 NEVER = "/usr/local/bin/armada-attach-never"
 STATE = "/var/lib/armada-services"
 BACKUPS = "/var/backups/armada-services"
-# How the reviewer answers the helpers' execs. ix: the helper's accesses fold into the parent (measured on the lab).
-# With the Px/Cx work (merged, not yet run here): {CURL: "Px", SHA: "Cx"}; CURL then joins SERVICE_PROFILES.
-HELPER_EXEC = {CURL: "ix", SHA: "ix"}
+# How the reviewer answers the helpers' execs: curl gets its own profile (Px), sha256sum a child profile inside
+# armada-fetch's (Cx). With ix both would fold into armada-fetch's profile (the assertions hold for that too).
+HELPER_EXEC = {CURL: "Px", SHA: "Cx"}
 SERVICE_PROFILES = [NGINX, FETCH] + [p for p, m in HELPER_EXEC.items() if m.startswith("P")]
 FILES = ["usr.sbin.nginx", "usr.local.bin.armada-fetch", "usr.bin.curl", "usr.local.bin.armada-attach-idle",
          "usr.local.bin.armada-attach-never"]
@@ -79,7 +77,8 @@ SETTINGS = {
     "apparmor_enforce_serial": [1],
     "apparmor_enforce_health_check": {NGINX: PAGE_AND_404, FETCH: "systemctl start armada-fetch.service"},
 }
-MAX_RUNS = 5   # profile_fleet runs after the first before the test gives up on convergence
+MAX_RUNS = 4   # profile_fleet runs after the first before the test gives up on convergence
+PASSES = 2     # per run after the first: a Px target's own events (e.g. curl's network use) show in the same run
 
 step = step_chain("services")
 
@@ -274,6 +273,42 @@ def test_learn_restarts_the_running_daemon_and_exercises_both_services(run):
     run.numbers["first_pass"]["log_records"] = len(log.splitlines())
 
 
+@step("1b")
+def test_aa_logprof_reads_the_same_first_pass_log(run):
+    """aa-logprof (the guest's apparmor-utils, JSON mode, tests/lab/aa_logprof_counts.py) over the first-pass log,
+    answering the helpers' execs as this journey does: its counts go beside ours (docs/journeys.md), and nginx's
+    capabilities and file paths in the profile it saves are the ones the first pass asked about (the same log read
+    by two parsers)."""
+    with open(os.path.join(run.lab.run_dir(), "services-first-pass.log")) as fh:
+        log = fh.read()
+    with open(os.path.join(ROOT, "tests", "lab", "aa_logprof_counts.py")) as fh:
+        driver = fh.read()
+    keys = {"Px": "p", "Cx": "c", "ix": "i"}
+    run.lab.must(run.host, "rm -rf /tmp/armada-aa-logprof && mkdir /tmp/armada-aa-logprof")
+    assert run.lab.ssh(run.host, "cat > /tmp/armada-aa-logprof/first-pass.log", input=log).returncode == 0
+    t0 = time.monotonic()
+    res = run.lab.ssh(run.host, "python3 - --log /tmp/armada-aa-logprof/first-pass.log --keep /tmp/armada-aa-logprof/"
+                                "profiles %s %s %s" % (" ".join("--exec %s=%s" % (p, keys[m]) for p, m in
+                                                                  HELPER_EXEC.items()), NGINX, FETCH),
+                      input=driver, timeout=900)
+    assert res.returncode == 0, (res.stdout, res.stderr)
+    counts = json.loads(res.stdout)
+    counts["seconds"] = round(time.monotonic() - t0, 1)
+    run.numbers["aa_logprof"] = counts
+    saved = run.lab.must(run.host, "cat /tmp/armada-aa-logprof/profiles/usr.sbin.nginx")
+    theirs = {"capability": set(re.findall(r"(?m)^\s*capability (\w+),$", saved)),
+              "file": set(re.findall(r"(?m)^\s*(?:owner )?(/\S+) [rwaklmix]+,$", saved)) - {NGINX}}
+    _, _, questions = run.newest_pending()
+    ours = {"capability": {q["match"]["capname"] for q in questions
+                           if q["profile"] == NGINX and q["match"]["kind"] == "capability"},
+            "file": {q["match"]["path"] for q in questions if q["profile"] == NGINX and q["match"]["kind"] == "file"}}
+    assert theirs == ours and ours["capability"] and ours["file"], (theirs, ours)
+    menu = {"Px": "Profile", "Cx": "Child", "ix": "Inherit"}
+    assert {e["headers"]["Execute"]: e["answer"] for e in counts["exec_answers"]} == \
+        {p: menu[m] for p, m in HELPER_EXEC.items()}, counts["exec_answers"]
+    run.lab.ssh(run.host, "rm -rf /tmp/armada-aa-logprof")
+
+
 @step("2")
 def test_review_rounds_until_both_services_converge(run):
     """Round 1 answers nginx and the helpers' execs (the decisions that change what the next pass sees: the
@@ -289,20 +324,32 @@ def test_review_rounds_until_both_services_converge(run):
             reviewed, answered = answer_as_reviewer(text, lambda q: q["profile"] == NGINX
                                                     or q["match"]["kind"] == "exec")
         else:
-            reviewed, answered = answer_as_reviewer(text, lambda q: q["profile"] in SERVICE_PROFILES)
+            # a child profile's questions (PARENT//CHILD) are its parent's to answer
+            reviewed, answered = answer_as_reviewer(text, lambda q: q["profile"].split("//")[0] in SERVICE_PROFILES)
         if n == 1:
             assert 0 < answered < len(questions), (answered, len(questions))  # round 1 leaves questions open
         if answered:  # a round with nothing to answer is just run again
             with open(os.path.join(run.inv, "group_vars", "all", os.path.basename(path)), "w") as fh:
                 fh.write(reviewed)
-        out = run.play("profile_fleet")
+        out = run.play("profile_fleet", {"apparmor_profile_fleet_passes": PASSES})
         _, _, left = run.newest_pending()
         rounds.append({"round": n, "asked": len(questions), "answered": answered, "asked_next": len(left),
                        "rules": run.rules(), "seconds": run.numbers["plays"][-1]["seconds"]})
         if n == 1:
-            # round 1's open questions come back (kept events), the answered ones do not
-            still_open = [q["match"] for q in questions if q["profile"] == FETCH and q["match"]["kind"] != "exec"]
-            assert still_open and all(m in [q["match"] for q in left] for m in still_open), left
+            # round 1's open questions come back (kept events), the answered ones do not. Those the helpers made
+            # come back under the helper's own profile now (Px: curl's; Cx: the child of armada-fetch): in pass 1,
+            # before any exec answer, their //null- events were asked of the parent, as aa-logprof asks them
+            still_open = {q["match"]["path"] for q in questions
+                          if q["profile"] == FETCH and q["match"]["kind"] != "exec"}
+            assert still_open and still_open <= {q["match"].get("path") for q in left}, left
+            fetch_text = run.must("cat /etc/apparmor.d/usr.local.bin.armada-fetch")
+            if HELPER_EXEC[CURL] == "Px":
+                assert [q for q in left if q["profile"] == CURL], left
+                assert "%s Px," % CURL in fetch_text, fetch_text
+                assert run.lab.kernel_mode(run.host, CURL) == "complain"   # created by the pass, like a learned one
+            if HELPER_EXEC[SHA] == "Cx":
+                assert [q for q in left if q["profile"] == FETCH + "//" + SHA], left
+                assert "%s Cx," % SHA in fetch_text and "profile %s " % SHA in fetch_text, fetch_text
             answered_before = [(q["profile"], q["match"]) for q in questions
                                if q["profile"] == NGINX or q["match"]["kind"] == "exec"]
             assert not [q for q in left if (q["profile"], q["match"]) in answered_before], left
@@ -317,6 +364,15 @@ def test_review_rounds_until_both_services_converge(run):
     run.numbers["rules"] = run.rules()
     for prof in SERVICE_PROFILES:
         assert rec[prof]["converged"] is True and rec[prof]["pending"] == 0, rec[prof]
+    if HELPER_EXEC[CURL] == "Px":
+        # curl's own profile holds what curl did: its network use, logged only once it ran under its own profile
+        # (a //null- child's network accesses are not logged), and its reads of the user database; the parent's
+        # profile (the shell script) does not
+        curl_text = run.must("cat /etc/apparmor.d/usr.bin.curl")
+        fetch_text = run.must("cat /etc/apparmor.d/usr.local.bin.armada-fetch")
+        assert re.search(r"(?m)^\s*network inet stream,", curl_text), curl_text
+        assert re.search(r"(?m)^\s*(owner )?/etc/passwd r,", curl_text), curl_text
+        assert "/etc/passwd" not in fetch_text and "network" not in fetch_text, fetch_text
 
     status = run.play("status")
     table = "\n".join(run.task(status, "Fleet table")["msg"])

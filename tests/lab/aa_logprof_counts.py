@@ -5,16 +5,19 @@ Why: docs/journeys.md puts aa-logprof's numbers beside the collection's for the 
 INSIDE a lab guest (aa-logprof refuses to run where AppArmor is not enabled) as root:
 
     tests/lab/lab ssh lab1 'cat > /tmp/first-pass.log' < tests/fixtures/journeys/services-first-pass.log
-    tests/lab/lab ssh lab1 'sudo python3 - --log /tmp/first-pass.log /usr/sbin/nginx /usr/local/bin/armada-fetch' \\
-        < tests/lab/aa_logprof_counts.py
+    tests/lab/lab ssh lab1 'sudo python3 - --log /tmp/first-pass.log --exec /usr/bin/curl=p \\
+        --exec /usr/bin/sha256sum=c /usr/sbin/nginx /usr/local/bin/armada-fetch' < tests/lab/aa_logprof_counts.py
 
 It starts from what aa-genprof starts from: a copy of /etc/apparmor.d (abstractions, tunables) without any
 profile of the programs, plus aa-autodep's stub for each program. aa-logprof then reads the log in its JSON
-mode (one JSON object per line on stdout, one answer per line on stdin) and every question gets "allow" when
-it offers it, else its default (exec questions: aa-logprof's default exec mode; yes/no: the default), and the
-changes are saved. Its reload into the kernel is switched off, so the profiles loaded on the host are never
-touched. Prints one JSON object: questions per dialog kind, the exec questions' answers, and the rules per
-profile counted in the saved files (lines of a profile body ending in "," that are not include/abi lines).
+mode (one JSON object per line on stdout, one answer per line on stdin): every question offering "Allow" gets
+it with the rule itself selected (not an abstraction offered before it), an exec question the menu key
+``--exec PATH=KEY`` names (p: Profile, c: Child; default i: Inherit - its JSON default_key is 0, which it does
+not accept), any other its default; the changes are saved. A dialog repeated three times in a row stops the run
+with an error instead of spinning. Its reload into the kernel is switched off, so the profiles loaded on the host
+are never touched. Prints one JSON object: questions per dialog kind, the exec questions' answers, and the rules
+per profile counted in the saved files (lines of a profile body ending in "," that are not include/abi lines).
+tests/integration/test_services_lab.py (step 1b) runs it in the guest on the journey's first-pass log.
 Python 3 standard library plus the guest's python3-apparmor.
 """
 import argparse
@@ -59,24 +62,34 @@ def hotkey(item: str) -> str:
     return m.group(1).lower() if m else ""
 
 
-def answer(msg: dict, counts: dict, exec_answers: list) -> dict:
-    """The reply to one dialog: Allow when offered, else the default; save at the end."""
+def answer(msg: dict, counts: dict, exec_answers: list, exec_keys: dict) -> dict:
+    """The reply to one dialog: Allow when offered; an exec question the key EXEC_KEYS gives its target (the same
+    decision as the collection's answers), else (I)nherit (aa-logprof's JSON mode sends no usable default for exec
+    questions: default_key 0, which it then does not accept, so it asks again forever); else the default; save at
+    the end."""
     kind = msg["dialog"]
     counts[kind] = counts.get(kind, 0) + 1
     if kind == "promptuser":
         items = msg.get("menu_items") or []
-        keys = {hotkey(i): i.strip("[]") for i in items}
+        selected = 0
+        keys = {hotkey(i): re.sub(r"[][()]", "", i) for i in items}   # "[(D)eny]" -> d: "Deny"
         title = msg.get("title") or ""
         if "s" in keys and keys["s"].endswith("Save Changes"):
             key = "s"
         elif "a" in keys and keys["a"].endswith("Allow"):
+            # the rule itself, not an abstraction offered before it: re-asked when the abstraction does not cover
+            # the access, and the collection's answers give rules too
             key = "a"
+            options = msg.get("options") or []
+            selected = next((i for i, o in enumerate(options) if not o.startswith("include ")), 0)
+        elif "Execute" in (msg.get("headers") or {}):
+            key = exec_keys.get(msg["headers"]["Execute"], "i")
+            exec_answers.append({"headers": msg.get("headers"), "answer": keys.get(key, key)})
         else:
             key = msg.get("default_key") or ""
-            exec_answers.append({"headers": msg.get("headers"), "answer": keys.get(key, key)})
         counts.setdefault("titles", {})
         counts["titles"][title or "(none)"] = counts["titles"].get(title or "(none)", 0) + 1
-        return {"dialog": "promptuser", "response_key": key, "selected": 0}
+        return {"dialog": "promptuser", "response_key": key, "selected": selected}
     if kind in ("yesno", "yesnocancel"):
         return {"dialog": kind, "response_key": msg.get("default") or "n"}
     if kind == "getstring":
@@ -118,8 +131,11 @@ def main() -> int:
                     help="the profile tree to start from (abstractions, tunables); default /etc/apparmor.d")
     ap.add_argument("--stubs", help="a directory holding aa-autodep's stubs of the programs, made on the guest: "
                                     "used instead of running aa-autodep (which needs the programs installed)")
+    ap.add_argument("--exec", action="append", default=[], metavar="PATH=KEY",
+                    help="the exec question for PATH gets menu key KEY (p: Profile, c: Child, i: Inherit, the default)")
     ap.add_argument("programs", nargs="+", help="the programs profiled (absolute paths)")
     args = ap.parse_args()
+    exec_keys = dict(item.rsplit("=", 1) for item in args.exec)
     tmp = tempfile.mkdtemp(prefix="aa-logprof-counts-")
     try:
         pdir = os.path.join(tmp, "apparmor.d")
@@ -144,6 +160,7 @@ def main() -> int:
         counts: dict = {}
         exec_answers: list = []
         infos = []
+        last, repeats = None, 0
         for line in proc.stdout:
             line = line.strip()
             if not line.startswith("{"):
@@ -152,7 +169,13 @@ def main() -> int:
             if msg.get("dialog") in ("apparmor-json-version", "info", "important"):
                 infos.append(msg.get("data"))
                 continue
-            proc.stdin.write(json.dumps(answer(msg, counts, exec_answers)) + "\n")
+            repeats = repeats + 1 if line == last else 0
+            last = line
+            if repeats >= 3:  # aa-logprof re-asks a dialog whose answer it did not accept: stop, do not spin
+                proc.kill()
+                print(json.dumps({"error": "aa-logprof repeated a dialog 3 times", "dialog": msg}))
+                return 1
+            proc.stdin.write(json.dumps(answer(msg, counts, exec_answers, exec_keys)) + "\n")
             proc.stdin.flush()
         rc = proc.wait()
         if rc != 0:

@@ -241,8 +241,9 @@ def test_fuzz_hostile_profile_names(label, peer, target, which):
     else:
         event = {"kind": "change_profile", "profile": label, "host": "h", "target": target, "count": 1, "id": "x",
                  "operations": ["change_profile"]}
-    # an answer naming the profile exactly (glob characters in it included) must apply to it
-    answers = [{"profile": label, "match": {"kind": which}, "answer": "allow"}]
+    # an answer naming the profile exactly (glob characters in it included) must apply to it; broad: a label such
+    # as "*" read as a pattern names every profile, which the breadth check refuses without it (found by hypothesis)
+    answers = [{"profile": label, "match": {"kind": which}, "answer": "allow", "broad": True}]
     result = to_rules([event], answers)
     parent = label.split("//", 1)[0]
     if not parent:
