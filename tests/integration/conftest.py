@@ -58,9 +58,9 @@ class Lab:
         stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, **stdin)
 
-    def must(self, host: str, command: str) -> str:
+    def must(self, host: str, command: str, timeout: int = 120) -> str:
         """``ssh`` that must succeed: its stdout, else a failure naming the command and its output."""
-        res = self.ssh(host, command)
+        res = self.ssh(host, command, timeout=timeout)
         assert res.returncode == 0, "%s: `%s` failed (%d): %s %s" % (host, command, res.returncode, res.stdout,
                                                                       res.stderr)
         return res.stdout

@@ -62,9 +62,10 @@ NEVER = "/usr/local/bin/armada-attach-never"
 STATE = "/var/lib/armada-services"
 BACKUPS = "/var/backups/armada-services"
 # How the reviewer answers the helpers' execs: curl gets its own profile (Px), sha256sum a child profile inside
-# armada-fetch's (Cx). With ix both would fold into armada-fetch's profile (the assertions hold for that too).
+# armada-fetch's (Cx); aa-logprof's menu key and item for each (step 1b answers aa-logprof the same way).
 HELPER_EXEC = {CURL: "Px", SHA: "Cx"}
-SERVICE_PROFILES = [NGINX, FETCH] + [p for p, m in HELPER_EXEC.items() if m.startswith("P")]
+LOGPROF_MENU = {"Px": ("p", "Profile"), "Cx": ("c", "Child")}
+SERVICE_PROFILES = [NGINX, FETCH, CURL]
 FILES = ["usr.sbin.nginx", "usr.local.bin.armada-fetch", "usr.bin.curl", "usr.local.bin.armada-attach-idle",
          "usr.local.bin.armada-attach-never"]
 PAGE_AND_404 = ("curl -fsS -o /dev/null http://127.0.0.1/ && "
@@ -137,9 +138,7 @@ class Run:
         self.started = time.monotonic()
 
     def must(self, command, timeout=300):
-        res = self.lab.ssh(self.host, command, timeout=timeout)
-        assert res.returncode == 0, "`%s` failed (%d): %s %s" % (command, res.returncode, res.stdout, res.stderr)
-        return res.stdout
+        return self.lab.must(self.host, command, timeout)
 
     def play(self, name, extra=None):
         """armada.apparmor.NAME on the host (settings from the inventory); {tasks, stats, log}."""
@@ -283,12 +282,11 @@ def test_aa_logprof_reads_the_same_first_pass_log(run):
         log = fh.read()
     with open(os.path.join(ROOT, "tests", "lab", "aa_logprof_counts.py")) as fh:
         driver = fh.read()
-    keys = {"Px": "p", "Cx": "c", "ix": "i"}
     run.lab.must(run.host, "rm -rf /tmp/armada-aa-logprof && mkdir /tmp/armada-aa-logprof")
     assert run.lab.ssh(run.host, "cat > /tmp/armada-aa-logprof/first-pass.log", input=log).returncode == 0
     t0 = time.monotonic()
     res = run.lab.ssh(run.host, "python3 - --log /tmp/armada-aa-logprof/first-pass.log --keep /tmp/armada-aa-logprof/"
-                                "profiles %s %s %s" % (" ".join("--exec %s=%s" % (p, keys[m]) for p, m in
+                                "profiles %s %s %s" % (" ".join("--exec %s=%s" % (p, LOGPROF_MENU[m][0]) for p, m in
                                                                   HELPER_EXEC.items()), NGINX, FETCH),
                       input=driver, timeout=900)
     assert res.returncode == 0, (res.stdout, res.stderr)
@@ -303,9 +301,8 @@ def test_aa_logprof_reads_the_same_first_pass_log(run):
                            if q["profile"] == NGINX and q["match"]["kind"] == "capability"},
             "file": {q["match"]["path"] for q in questions if q["profile"] == NGINX and q["match"]["kind"] == "file"}}
     assert theirs == ours and ours["capability"] and ours["file"], (theirs, ours)
-    menu = {"Px": "Profile", "Cx": "Child", "ix": "Inherit"}
     assert {e["headers"]["Execute"]: e["answer"] for e in counts["exec_answers"]} == \
-        {p: menu[m] for p, m in HELPER_EXEC.items()}, counts["exec_answers"]
+        {p: LOGPROF_MENU[m][1] for p, m in HELPER_EXEC.items()}, counts["exec_answers"]
     run.lab.ssh(run.host, "rm -rf /tmp/armada-aa-logprof")
 
 
@@ -343,13 +340,11 @@ def test_review_rounds_until_both_services_converge(run):
                           if q["profile"] == FETCH and q["match"]["kind"] != "exec"}
             assert still_open and still_open <= {q["match"].get("path") for q in left}, left
             fetch_text = run.must("cat /etc/apparmor.d/usr.local.bin.armada-fetch")
-            if HELPER_EXEC[CURL] == "Px":
-                assert [q for q in left if q["profile"] == CURL], left
-                assert "%s Px," % CURL in fetch_text, fetch_text
-                assert run.lab.kernel_mode(run.host, CURL) == "complain"   # created by the pass, like a learned one
-            if HELPER_EXEC[SHA] == "Cx":
-                assert [q for q in left if q["profile"] == FETCH + "//" + SHA], left
-                assert "%s Cx," % SHA in fetch_text and "profile %s " % SHA in fetch_text, fetch_text
+            assert [q for q in left if q["profile"] == CURL], left
+            assert "%s Px," % CURL in fetch_text, fetch_text
+            assert run.lab.kernel_mode(run.host, CURL) == "complain"   # created by the pass, like a learned one
+            assert [q for q in left if q["profile"] == FETCH + "//" + SHA], left
+            assert "%s Cx," % SHA in fetch_text and "profile %s " % SHA in fetch_text, fetch_text
             answered_before = [(q["profile"], q["match"]) for q in questions
                                if q["profile"] == NGINX or q["match"]["kind"] == "exec"]
             assert not [q for q in left if (q["profile"], q["match"]) in answered_before], left
@@ -364,15 +359,14 @@ def test_review_rounds_until_both_services_converge(run):
     run.numbers["rules"] = run.rules()
     for prof in SERVICE_PROFILES:
         assert rec[prof]["converged"] is True and rec[prof]["pending"] == 0, rec[prof]
-    if HELPER_EXEC[CURL] == "Px":
-        # curl's own profile holds what curl did: its network use, logged only once it ran under its own profile
-        # (a //null- child's network accesses are not logged), and its reads of the user database; the parent's
-        # profile (the shell script) does not
-        curl_text = run.must("cat /etc/apparmor.d/usr.bin.curl")
-        fetch_text = run.must("cat /etc/apparmor.d/usr.local.bin.armada-fetch")
-        assert re.search(r"(?m)^\s*network inet stream,", curl_text), curl_text
-        assert re.search(r"(?m)^\s*(owner )?/etc/passwd r,", curl_text), curl_text
-        assert "/etc/passwd" not in fetch_text and "network" not in fetch_text, fetch_text
+    # curl's own profile holds what curl did: its network use, logged only once it ran under its own profile
+    # (a //null- child's network accesses are not logged), and its reads of the user database; the parent's
+    # profile (the shell script) does not
+    curl_text = run.must("cat /etc/apparmor.d/usr.bin.curl")
+    fetch_text = run.must("cat /etc/apparmor.d/usr.local.bin.armada-fetch")
+    assert re.search(r"(?m)^\s*network inet stream,", curl_text), curl_text
+    assert re.search(r"(?m)^\s*(owner )?/etc/passwd r,", curl_text), curl_text
+    assert "/etc/passwd" not in fetch_text and "network" not in fetch_text, fetch_text
 
     status = run.play("status")
     table = "\n".join(run.task(status, "Fleet table")["msg"])
